@@ -1,0 +1,30 @@
+//! # tower-backoff
+//!
+//! Tower middleware for calling services that say "slow down".
+//!
+//! * [`BackoffRetryLayer`] retries failed calls after a delay drawn from a
+//!   pluggable [`Schedule`], randomised by [`Jitter`], within attempt, time and
+//!   budget limits, honouring `Retry-After`, and never replaying a request
+//!   that is unsafe to send twice.
+//! * [`RateLimitAwareLayer`] reads what servers say about their limits and
+//!   holds or paces requests so the client stops sending calls that can only
+//!   get `429 Too Many Requests`.
+//!
+//! ```ignore
+//! let client = tower::ServiceBuilder::new()
+//!     .layer(BackoffRetryLayer::exponential(Duration::from_millis(100), Duration::from_secs(10)))
+//!     .layer(RateLimitAwareLayer::new())
+//!     .service(http_client);
+//! ```
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+mod duration;
+mod jitter;
+mod rng;
+pub mod schedule;
+
+pub use jitter::Jitter;
+pub use rng::BackoffRng;
+pub use schedule::Schedule;

@@ -1,0 +1,1 @@
+//! Unit tests for the schedules (property and statistical tests live here too).
