@@ -23,6 +23,7 @@
 mod duration;
 mod jitter;
 mod rng;
+pub mod headers;
 pub mod schedule;
 
 pub use jitter::Jitter;
