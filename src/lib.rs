@@ -24,8 +24,10 @@ mod duration;
 mod jitter;
 mod rng;
 pub mod headers;
+pub mod rate_limit;
 pub mod schedule;
 
 pub use jitter::Jitter;
+pub use rate_limit::{LocalRateLimited, RateLimitAware, RateLimitAwareLayer};
 pub use rng::BackoffRng;
 pub use schedule::Schedule;
