@@ -29,11 +29,12 @@
 //!
 //! 1. IETF structured fields (draft-ietf-httpapi-ratelimit-headers-08 and
 //!    later): `RateLimit: "name";r=10;t=30` with
-//!    `RateLimit-Policy: "name";q=100;w=60`. When several items are given, the
-//!    most restrictive counts (smallest `r`, then longest `t`), with the
-//!    policy of the same name for `limit` (`q`) and `window` (`w`). Items
-//!    without `r` are ignored; a field line that is not a valid
-//!    structured-field list (RFC 9651) is skipped.
+//!    `RateLimit-Policy: "name";q=100;w=60`. When several items are given (in
+//!    one field line or several, RFC 9110 §5.3), the most restrictive counts
+//!    (smallest `r`, then longest `t`), with the policy of the same name for
+//!    `limit` (`q`) and `window` (`w`). Items without `r` are ignored; a field
+//!    line that is not a valid structured-field list (RFC 9651) is skipped
+//!    (the RFC drops the whole field; the other lines are still good).
 //! 2. draft-07's dictionary `RateLimit: limit=100, remaining=10, reset=30`
 //!    (window from `RateLimit-Policy: 100;w=60`).
 //! 3. The older separate fields `RateLimit-Limit`, `RateLimit-Remaining`,
@@ -57,9 +58,10 @@
 //!
 //! A time in the past resets in zero; a reset above [`MAX_HINT`] is ignored.
 //! Limits and counts are non-negative integers; negative or malformed ones
-//! are ignored. A header repeated with conflicting values counts by its first
-//! valid value. When `remaining` exceeds `limit` (contradictory, e.g. `r > q`)
-//! `remaining` is clamped to `limit`.
+//! are ignored, and so is a window of zero or above [`MAX_HINT`]. A header
+//! repeated with conflicting values counts by its first valid value. When
+//! `remaining` exceeds `limit` (contradictory, e.g. `r > q`), `remaining` is
+//! clamped to `limit`: a server cannot have more left than its quota.
 
 use std::time::{Duration, SystemTime};
 
