@@ -116,8 +116,12 @@ async fn waits_for_retry_after_seconds() {
     let script = vec![reply(429).header("retry-after", "7"), reply(200)];
     let (status, n, seen) = run(fast(), script, get()).await;
     assert_eq!((status, n), (200, 2));
-    let at = &seen.lock().unwrap().at;
-    assert!(at[1] - at[0] >= Duration::from_secs(7), "{:?}", at[1] - at[0]);
+    let at = support::times(&seen);
+    assert!(
+        at[1] - at[0] >= Duration::from_secs(7),
+        "{:?}",
+        at[1] - at[0]
+    );
     assert!(at[1] - at[0] < Duration::from_secs(8));
 }
 
@@ -127,17 +131,20 @@ async fn waits_for_retry_after_http_date() {
     let script = vec![reply(503).header("retry-after", when), reply(200)];
     let (status, _, seen) = run(fast(), script, get()).await;
     assert_eq!(status, 200);
-    let at = &seen.lock().unwrap().at;
+    let at = support::times(&seen);
     // HTTP-dates have whole-second precision: 11–13 s.
     let waited = at[1] - at[0];
-    assert!(waited >= Duration::from_secs(10) && waited <= Duration::from_secs(13), "{waited:?}");
+    assert!(
+        waited >= Duration::from_secs(10) && waited <= Duration::from_secs(13),
+        "{waited:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn waits_for_retry_after_ms() {
     let script = vec![reply(429).header("retry-after-ms", "1500"), reply(200)];
     let (_, _, seen) = run(fast().jitter(Jitter::None), script, get()).await;
-    let at = &seen.lock().unwrap().at;
+    let at = support::times(&seen);
     assert!(at[1] - at[0] >= Duration::from_millis(1500));
 }
 
@@ -156,20 +163,32 @@ async fn ignores_retry_after_when_told_to() {
     let layer = fast().honor_retry_after(false);
     let (status, n, seen) = run(layer, script, get()).await;
     assert_eq!((status, n), (200, 2));
-    let at = &seen.lock().unwrap().at;
+    let at = support::times(&seen);
     assert!(at[1] - at[0] <= Duration::from_millis(100));
 }
 
 #[tokio::test(start_paused = true)]
 async fn hostile_retry_after_values_never_wait_past_the_cap() {
-    for value in ["-1", "1e10", "99999999999999999999", "", "abc", "Fri, 31 Dec 9999 23:59:59 GMT", "Thu, 01 Jan 1970 00:00:00 GMT"] {
+    for value in [
+        "-1",
+        "1e10",
+        "99999999999999999999",
+        "",
+        "abc",
+        "Fri, 31 Dec 9999 23:59:59 GMT",
+        "Thu, 01 Jan 1970 00:00:00 GMT",
+    ] {
         let start = Instant::now();
         let script = vec![reply(503).header("retry-after", value), reply(200)];
-        let layer = BackoffRetryLayer::exponential(Duration::from_millis(10), Duration::from_secs(1));
+        let layer =
+            BackoffRetryLayer::exponential(Duration::from_millis(10), Duration::from_secs(1));
         let (status, n, _) = run(layer, script, get()).await;
         assert!(n <= 2, "{value}");
         assert!(status == 200 || status == 503, "{value}");
-        assert!(Instant::now() - start <= Duration::from_secs(1), "{value}: waited past the cap");
+        assert!(
+            Instant::now() - start <= Duration::from_secs(1),
+            "{value}: waited past the cap"
+        );
     }
 }
 
@@ -182,9 +201,20 @@ async fn no_attempt_starts_after_max_elapsed() {
     let start = Instant::now();
     let (status, n, seen) = run(layer, vec![reply(503)], get()).await;
     assert_eq!(status, 503);
-    assert_eq!(n, 3, "attempts at 0 s, 4 s, 8 s; 12 s would pass the deadline");
-    assert!(seen.lock().unwrap().at.iter().all(|t| *t - start <= Duration::from_secs(10)));
-    assert!(Instant::now() - start <= Duration::from_secs(10), "no sleep past the deadline");
+    assert_eq!(
+        n, 3,
+        "attempts at 0 s, 4 s, 8 s; 12 s would pass the deadline"
+    );
+    assert!(seen
+        .lock()
+        .unwrap()
+        .at
+        .iter()
+        .all(|t| *t - start <= Duration::from_secs(10)));
+    assert!(
+        Instant::now() - start <= Duration::from_secs(10),
+        "no sleep past the deadline"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -206,7 +236,7 @@ async fn grpc_pushback_sets_the_delay_or_stops() {
         .header("grpc-retry-pushback-ms", "3000");
     let (_, n, seen) = run(fast(), vec![exhausted, reply(200)], post()).await;
     assert_eq!(n, 2);
-    let at = &seen.lock().unwrap().at;
+    let at = support::times(&seen);
     assert!(at[1] - at[0] >= Duration::from_secs(3));
     let stop = reply(200)
         .header("grpc-status", "14")
@@ -262,7 +292,11 @@ async fn on_retry_hook_sees_every_retry() {
     let events = Arc::new(Mutex::new(Vec::<RetryEvent>::new()));
     let log = events.clone();
     let layer = fast().on_retry(move |e| log.lock().unwrap().push(*e));
-    let script = vec![reply(429).header("retry-after", "2"), reply(502), reply(200)];
+    let script = vec![
+        reply(429).header("retry-after", "2"),
+        reply(502),
+        reply(200),
+    ];
     run(layer, script, get()).await;
     let events = events.lock().unwrap();
     assert_eq!(events.len(), 2);
@@ -360,28 +394,44 @@ async fn over_loopback(script: Vec<Reply>, method: Method) -> (u16, usize) {
 
 #[tokio::test]
 async fn loopback_retries_429_then_succeeds() {
-    assert_eq!(over_loopback(vec![reply(429), reply(429), reply(200)], Method::GET).await, (200, 3));
+    assert_eq!(
+        over_loopback(vec![reply(429), reply(429), reply(200)], Method::GET).await,
+        (200, 3)
+    );
 }
 
 #[tokio::test]
 async fn loopback_400_is_sent_once() {
-    assert_eq!(over_loopback(vec![reply(400), reply(200)], Method::GET).await, (400, 1));
+    assert_eq!(
+        over_loopback(vec![reply(400), reply(200)], Method::GET).await,
+        (400, 1)
+    );
 }
 
 #[tokio::test]
 async fn loopback_post_with_500_reaches_the_server_once() {
-    assert_eq!(over_loopback(vec![reply(500), reply(200)], Method::POST).await, (500, 1));
+    assert_eq!(
+        over_loopback(vec![reply(500), reply(200)], Method::POST).await,
+        (500, 1)
+    );
 }
 
 #[tokio::test]
 async fn loopback_post_with_429_is_retried() {
-    assert_eq!(over_loopback(vec![reply(429), reply(200)], Method::POST).await, (200, 2));
+    assert_eq!(
+        over_loopback(vec![reply(429), reply(200)], Method::POST).await,
+        (200, 2)
+    );
 }
 
 #[tokio::test]
 async fn loopback_connection_refused_post_is_retried_until_attempts_run_out() {
     // Bind then drop a listener: the port refuses connections.
-    let addr = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+    let addr = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let events = Arc::new(AtomicU32::new(0));
     let e = events.clone();
     let layer = BackoffRetryLayer::constant(Duration::from_millis(1))
@@ -389,8 +439,17 @@ async fn loopback_connection_refused_post_is_retried_until_attempts_run_out() {
         .on_retry(move |_| {
             e.fetch_add(1, Ordering::SeqCst);
         });
-    let client = ServiceBuilder::new().layer(layer).service(support::http_client());
-    let err = client.oneshot(hyper_req(Method::POST, addr)).await.unwrap_err();
+    let client = ServiceBuilder::new()
+        .layer(layer)
+        .service(support::http_client());
+    let err = client
+        .oneshot(hyper_req(Method::POST, addr))
+        .await
+        .unwrap_err();
     assert!(err.is_connect(), "{err:?}");
-    assert_eq!(events.load(Ordering::SeqCst), 2, "a refused POST was not processed: retried");
+    assert_eq!(
+        events.load(Ordering::SeqCst),
+        2,
+        "a refused POST was not processed: retried"
+    );
 }

@@ -70,7 +70,9 @@ pub(crate) fn to_bytes_frame<D: bytes::Buf>(frame: Frame<D>) -> Frame<Bytes> {
 impl<B: Body> std::fmt::Debug for BufferedBody<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let kind = match &self.kind {
-            Kind::Full { data, .. } => format!("Full({} bytes)", data.as_ref().map_or(0, Bytes::len)),
+            Kind::Full { data, .. } => {
+                format!("Full({} bytes)", data.as_ref().map_or(0, Bytes::len))
+            }
             Kind::Passthrough { .. } => "Passthrough".to_string(),
             Kind::Failed { .. } => "Failed".to_string(),
         };
@@ -137,7 +139,9 @@ impl<B: Body> Body for BufferedBody<B> {
 
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
-            Kind::Full { data, .. } => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+            Kind::Full { data, .. } => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
             Kind::Passthrough { read, rest } => {
                 let buffered: u64 = read
                     .iter()

@@ -333,4 +333,3 @@ impl<S, C: Clone> tower_layer::Layer<S> for BackoffRetryLayer<C> {
         tower::retry::Retry::new(policy, inner)
     }
 }
-

@@ -53,11 +53,11 @@ pub fn scripted<B: Send + 'static>(
     script: Vec<Reply>,
 ) -> (
     impl tower::Service<
-        Request<B>,
-        Response = Response<String>,
-        Error = Infallible,
-        Future = impl Send,
-    > + Clone,
+            Request<B>,
+            Response = Response<String>,
+            Error = Infallible,
+            Future = impl Send,
+        > + Clone,
     Arc<Mutex<Seen>>,
 ) {
     let seen = Arc::new(Mutex::new(Seen::default()));
@@ -67,7 +67,8 @@ pub fn scripted<B: Send + 'static>(
         let mut s = log.lock().unwrap();
         let n = s.at.len();
         s.at.push(Instant::now());
-        s.attempts.push(tower_backoff::Attempt::of(req.extensions()));
+        s.attempts
+            .push(tower_backoff::Attempt::of(req.extensions()));
         let r = script[n.min(script.len() - 1)].build();
         async move { Ok::<_, Infallible>(r) }
     });
@@ -122,6 +123,10 @@ pub fn http_client() -> hyper_util::client::legacy::Client<
     hyper_util::client::legacy::connect::HttpConnector,
     Full<Bytes>,
 > {
-    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http()
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http()
+}
+
+/// When the calls arrived.
+pub fn times(seen: &Arc<Mutex<Seen>>) -> Vec<Instant> {
+    seen.lock().unwrap().at.clone()
 }
