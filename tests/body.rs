@@ -25,6 +25,8 @@ fn streaming(chunks: &[&'static str]) -> Streaming {
     BoxBody::new(StreamBody::new(futures::stream::iter(frames)))
 }
 
+type BodyLog = Arc<Mutex<Vec<Result<Bytes, String>>>>;
+
 /// An upstream that answers 503 to the first `fail` calls and records every
 /// body it received (or the body error).
 fn upstream(
@@ -36,7 +38,7 @@ fn upstream(
             Error = Infallible,
             Future = impl Send,
         > + Clone,
-    Arc<Mutex<Vec<Result<Bytes, String>>>>,
+    BodyLog,
 ) {
     let log = Arc::new(Mutex::new(Vec::new()));
     let seen = log.clone();
