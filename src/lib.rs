@@ -21,9 +21,9 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 mod duration;
+pub mod headers;
 mod jitter;
 mod rng;
-pub mod headers;
 pub mod schedule;
 
 pub use jitter::Jitter;
