@@ -72,7 +72,11 @@ struct CloneOnly;
 impl Policy<Req, Response<()>, Infallible> for CloneOnly {
     type Future = Ready<()>;
 
-    fn retry(&mut self, _: &mut Req, _: &mut Result<Response<()>, Infallible>) -> Option<Ready<()>> {
+    fn retry(
+        &mut self,
+        _: &mut Req,
+        _: &mut Result<Response<()>, Infallible>,
+    ) -> Option<Ready<()>> {
         None
     }
 
@@ -134,7 +138,11 @@ fn happy_path(c: &mut Criterion) {
         b.iter_batched(request, |r| call(&mut bare, r), BatchSize::SmallInput)
     });
     group.bench_function("tower_retry_clone_only", |b| {
-        b.iter_batched(request, |r| call(&mut tower_retry, r), BatchSize::SmallInput)
+        b.iter_batched(
+            request,
+            |r| call(&mut tower_retry, r),
+            BatchSize::SmallInput,
+        )
     });
     group.bench_function("backoff_retry_layer", |b| {
         b.iter_batched(request, |r| call(&mut backoff, r), BatchSize::SmallInput)
