@@ -20,14 +20,20 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+pub mod body;
+pub mod budget;
+pub mod classify;
 mod duration;
-mod jitter;
-mod rng;
 pub mod headers;
+mod jitter;
 pub mod rate_limit;
+pub mod retry;
+mod rng;
 pub mod schedule;
 
+pub use body::BufferBodyLayer;
 pub use jitter::Jitter;
 pub use rate_limit::{LocalRateLimited, RateLimitAware, RateLimitAwareLayer};
+pub use retry::{Attempt, BackoffRetryLayer, Idempotency, ReplayBody, RetryRequest};
 pub use rng::BackoffRng;
 pub use schedule::Schedule;
