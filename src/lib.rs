@@ -6,7 +6,7 @@
 //!   pluggable [`Schedule`], randomised by [`Jitter`], within attempt, time and
 //!   budget limits, honouring `Retry-After`, and never replaying a request
 //!   that is unsafe to send twice.
-//! * [`RateLimitAwareLayer`] reads what servers say about their limits and
+//! * `RateLimitAwareLayer` reads what servers say about their limits and
 //!   holds or paces requests so the client stops sending calls that can only
 //!   get `429 Too Many Requests`.
 //!
