@@ -67,6 +67,16 @@ where
     (start.elapsed(), res)
 }
 
+/// Accepted/throttled calls per second, for the log.
+fn per_second(server: &MockServer) -> String {
+    server
+        .timeline(Duration::from_secs(1))
+        .iter()
+        .map(|(ok, no)| format!("{ok}/{no}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn pct(part: u64, whole: u64) -> f64 {
     100.0 * part as f64 / whole.max(1) as f64
 }
@@ -85,6 +95,7 @@ async fn ratelimit_headers_keep_server_429s_under_half_a_percent() {
         batch.makespan,
         batch.makespan.as_secs_f64() / 10.0
     );
+    eprintln!("  accepted/throttled per second: {}", per_second(&server));
     assert_eq!(batch.succeeded, 1_000);
     assert_eq!(batch.local_429, 0);
     assert!(pct(c.throttled, c.calls) <= 0.5, "{c:?}");
@@ -104,6 +115,7 @@ async fn retry_after_only_keeps_server_429s_under_three_percent() {
         batch.makespan,
         batch.makespan.as_secs_f64() / 10.0
     );
+    eprintln!("  accepted/throttled per second: {}", per_second(&server));
     assert_eq!(batch.succeeded, 1_000);
     assert_eq!(batch.local_429, 0);
     assert!(pct(c.throttled, c.calls) <= 3.0, "{c:?}");
@@ -192,7 +204,11 @@ async fn retry_after_holds_the_key_then_releases_waiters() {
     let _ = timed(&mut svc, get("a")).await;
     let (took, res) = timed(&mut svc, get("a")).await;
     assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(took, Duration::from_secs(5), "held exactly until Retry-After");
+    assert_eq!(
+        took,
+        Duration::from_secs(5),
+        "held exactly until Retry-After"
+    );
     assert_eq!(server.calls(), 2);
 }
 
@@ -273,9 +289,14 @@ async fn cold_wave(slow_start: bool) -> u64 {
 async fn slow_start_spares_a_server_whose_burst_is_small() {
     let with = cold_wave(true).await;
     let without = cold_wave(false).await;
-    eprintln!("cold start, 50 concurrent, burst 5: {with} server 429s with slow start, {without} without");
+    eprintln!(
+        "cold start, 50 concurrent, burst 5: {with} server 429s with slow start, {without} without"
+    );
     assert!(with <= 8, "slow start let a wave through: {with}");
-    assert!(without >= 35, "expected a wave without slow start: {without}");
+    assert!(
+        without >= 35,
+        "expected a wave without slow start: {without}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -288,9 +309,8 @@ async fn dropped_waiters_give_back_what_they_reserved() {
     assert_eq!(first.status(), StatusCode::TOO_MANY_REQUESTS);
 
     // 1,000 requests held, then all dropped.
-    let held = (0..1_000).map(|_| {
-        tokio::time::timeout(Duration::from_millis(100), svc.clone().oneshot(get("c")))
-    });
+    let held = (0..1_000)
+        .map(|_| tokio::time::timeout(Duration::from_millis(100), svc.clone().oneshot(get("c"))));
     let results = futures::future::join_all(held).await;
     assert!(results.iter().all(Result::is_err), "all were still held");
     let stats = layer.stats();
@@ -328,9 +348,8 @@ async fn dropped_in_flight_requests_free_their_slots() {
     });
     let layer = RateLimitAwareLayer::new();
     let svc = layer.layer(slow);
-    let calls = (0..100).map(|_| {
-        tokio::time::timeout(Duration::from_secs(2), svc.clone().oneshot(get("slow")))
-    });
+    let calls = (0..100)
+        .map(|_| tokio::time::timeout(Duration::from_secs(2), svc.clone().oneshot(get("slow"))));
     let _ = futures::future::join_all(calls).await;
     let stats = layer.stats();
     assert_eq!((stats.waiting, stats.in_flight), (0, 0), "{stats:?}");
@@ -352,10 +371,28 @@ async fn hostile_headers_never_panic_nor_hold_beyond_max_hold() {
         (429, &[("retry-after-ms", "18446744073709551615")]),
         (429, &[("x-ms-retry-after-ms", "-5")]),
         (503, &[("retry-after", "100000")]),
-        (200, &[("grpc-status", "8"), ("grpc-retry-pushback-ms", "-5")]),
-        (200, &[("grpc-status", "8"), ("grpc-retry-pushback-ms", "abc")]),
-        (200, &[("grpc-status", "8"), ("grpc-retry-pushback-ms", "99999999999999")]),
-        (200, &[("grpc-status", "14"), ("grpc-retry-pushback-ms", "999999999")]),
+        (
+            200,
+            &[("grpc-status", "8"), ("grpc-retry-pushback-ms", "-5")],
+        ),
+        (
+            200,
+            &[("grpc-status", "8"), ("grpc-retry-pushback-ms", "abc")],
+        ),
+        (
+            200,
+            &[
+                ("grpc-status", "8"),
+                ("grpc-retry-pushback-ms", "99999999999999"),
+            ],
+        ),
+        (
+            200,
+            &[
+                ("grpc-status", "14"),
+                ("grpc-retry-pushback-ms", "999999999"),
+            ],
+        ),
         (
             200,
             &[
@@ -383,9 +420,15 @@ async fn hostile_headers_never_panic_nor_hold_beyond_max_hold() {
         ),
         (
             200,
-            &[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "4102444800")],
+            &[
+                ("x-ratelimit-remaining", "0"),
+                ("x-ratelimit-reset", "4102444800"),
+            ],
         ),
-        (200, &[("x-ratelimit-remaining", "-1"), ("x-ratelimit-reset", "-1")]),
+        (
+            200,
+            &[("x-ratelimit-remaining", "-1"), ("x-ratelimit-reset", "-1")],
+        ),
         (
             200,
             &[
@@ -404,15 +447,25 @@ async fn hostile_headers_never_panic_nor_hold_beyond_max_hold() {
         (
             429,
             &[
-                ("ratelimit-policy", r#""default";q=18446744073709551615;w=1"#),
-                ("ratelimit", r#""default";r=18446744073709551615;t=18446744073709551615"#),
+                (
+                    "ratelimit-policy",
+                    r#""default";q=18446744073709551615;w=1"#,
+                ),
+                (
+                    "ratelimit",
+                    r#""default";r=18446744073709551615;t=18446744073709551615"#,
+                ),
             ],
         ),
     ];
     assert!(cases.len() >= 20);
     let mut responses: Vec<_> = cases.iter().map(|(s, h)| response(*s, h)).collect();
     responses.push(rl_server::response_raw(429, "retry-after", b"\xff\xfe\x80"));
-    responses.push(rl_server::response_raw(200, "ratelimit", b"\"d\";r=0;t=\xff"));
+    responses.push(rl_server::response_raw(
+        200,
+        "ratelimit",
+        b"\"d\";r=0;t=\xff",
+    ));
     for (i, first) in responses.into_iter().enumerate() {
         let server = Scripted::new(vec![first]);
         let layer = RateLimitAwareLayer::new().max_hold(max_hold);
@@ -423,7 +476,10 @@ async fn hostile_headers_never_panic_nor_hold_beyond_max_hold() {
         assert!(took <= max_hold, "case {i}: held {took:?} > max_hold");
         // And it really is back to normal: the next call goes at once.
         let (took, _) = timed(&mut svc, get("hostile")).await;
-        assert!(took <= Duration::from_millis(1), "case {i}: still held {took:?}");
+        assert!(
+            took <= Duration::from_millis(1),
+            "case {i}: still held {took:?}"
+        );
     }
 }
 

@@ -123,7 +123,9 @@ where
                     let result = ready!(fut.poll(cx));
                     if let Some(permit) = this.permit.take() {
                         match &result {
-                            Ok(res) => permit.finish(Some(&Outcome::read(res.status(), res.headers()))),
+                            Ok(res) => {
+                                permit.finish(Some(&Outcome::read(res.status(), res.headers())))
+                            }
                             Err(_) => permit.finish(None),
                         }
                     }
@@ -165,7 +167,9 @@ where
 /// rounded up (RFC 9110 §10.2.3 allows no fractions; rounding down would
 /// invite a retry that is refused again).
 pub(super) fn local_429<Rb: Default>(wait: Duration) -> Response<Rb> {
-    let secs = wait.as_secs().saturating_add(u64::from(wait.subsec_nanos() > 0));
+    let secs = wait
+        .as_secs()
+        .saturating_add(u64::from(wait.subsec_nanos() > 0));
     let mut res = Response::new(Rb::default());
     *res.status_mut() = StatusCode::TOO_MANY_REQUESTS;
     res.headers_mut()

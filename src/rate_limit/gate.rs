@@ -262,10 +262,9 @@ impl Gate {
                 Finish::Answered(outcome) => {
                     let others = entry.in_flight.saturating_sub(1);
                     let next_seq = entry.seq + 1;
-                    let limited =
-                        entry
-                            .limits
-                            .on_response(now, outcome, grant, others, next_seq, knobs);
+                    let limited = entry
+                        .limits
+                        .on_response(now, outcome, grant, others, next_seq, knobs);
                     entry.in_flight = others;
                     if let Some(limited) = limited {
                         trace_limited(key, limited, entry.queue.len());
@@ -346,7 +345,11 @@ impl State {
         for &(_, _, key) in &idle[..n] {
             self.entries.remove(&key);
         }
-        tracing::debug!(evicted = n, keys = self.entries.len(), "rate limit: evicted idle keys");
+        tracing::debug!(
+            evicted = n,
+            keys = self.entries.len(),
+            "rate limit: evicted idle keys"
+        );
     }
 }
 
@@ -362,6 +365,7 @@ impl Entry {
         Grant {
             released_at: now,
             seq: self.seq,
+            generation: self.limits.generation(),
         }
     }
 
@@ -402,8 +406,10 @@ impl Entry {
         for w in self.queue.drain(..) {
             let at = self.limits.estimate(now, ahead);
             if at > w.deadline {
-                self.decided
-                    .push((w.ticket, Decision::Refused(at.saturating_duration_since(now))));
+                self.decided.push((
+                    w.ticket,
+                    Decision::Refused(at.saturating_duration_since(now)),
+                ));
                 wake.extend(w.waker);
             } else {
                 ahead += 1;
@@ -435,9 +441,7 @@ fn pump(
         };
         match blocked {
             None => {
-                let Some(w) = entry.queue.pop_front() else {
-                    return None;
-                };
+                let w = entry.queue.pop_front()?;
                 let grant = entry.grant(now);
                 entry.decided.push((w.ticket, Decision::Granted(grant)));
                 entry.armed = None;
@@ -446,9 +450,7 @@ fn pump(
                 }
             }
             Some(t) if head.deadline < t => {
-                let Some(w) = entry.queue.pop_front() else {
-                    return None;
-                };
+                let w = entry.queue.pop_front()?;
                 let wait = t.saturating_duration_since(now);
                 entry.decided.push((w.ticket, Decision::Refused(wait)));
                 entry.armed = None;

@@ -19,8 +19,10 @@ pub(crate) enum KeyFn {
     #[default]
     Authority,
     /// A user function over the request head, hashed with the gate's hasher.
-    Custom(Arc<dyn Fn(&Parts, &RandomState) -> u64 + Send + Sync>),
+    Custom(Arc<CustomKey>),
 }
+
+type CustomKey = dyn Fn(&Parts, &RandomState) -> u64 + Send + Sync;
 
 impl KeyFn {
     /// Wraps a user key function.
@@ -68,9 +70,7 @@ fn authority_key<B>(req: &Request<B>, hasher: &RandomState) -> u64 {
             .map(|v| v.as_bytes())
             .unwrap_or_default(),
     };
-    let mut state = hasher.build_hasher();
-    CaseFolded(name).hash(&mut state);
-    state.finish()
+    hasher.hash_one(CaseFolded(name))
 }
 
 /// Bytes hashed as if ASCII-lowercased, without allocating a lowered copy.
@@ -103,7 +103,9 @@ mod tests {
     fn default_key_is_authority_then_host_then_empty() {
         let hasher = RandomState::new();
         let k = KeyFn::Authority;
-        let abs = Request::get("https://API.example.com/v1/x").body(()).unwrap();
+        let abs = Request::get("https://API.example.com/v1/x")
+            .body(())
+            .unwrap();
         let host = Request::get("/v1/y")
             .header("host", "api.example.com")
             .body(())
@@ -114,7 +116,11 @@ mod tests {
         assert_eq!(key_of(abs, &k, &hasher), key_of(host, &k, &hasher));
         assert_ne!(
             key_of(other, &k, &hasher),
-            key_of(Request::get("https://api.example.com").body(()).unwrap(), &k, &hasher)
+            key_of(
+                Request::get("https://api.example.com").body(()).unwrap(),
+                &k,
+                &hasher
+            )
         );
         assert_eq!(key_of(none, &k, &hasher), key_of(none2, &k, &hasher));
     }

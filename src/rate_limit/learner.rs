@@ -40,7 +40,7 @@ const FIT_MARGIN: f64 = 0.97;
 /// …or this far when one of the two periods was slow start, which leaves
 /// part of the server's refill unused in its first rounds and so makes the
 /// slope read high.
-const SLOW_START_FIT_MARGIN: f64 = 0.9;
+const SLOW_START_FIT_MARGIN: f64 = 0.95;
 /// First guess after one period: half of what the server accepted was burst.
 const FIRST_GUESS: f64 = 0.5;
 /// Floor on any learned rate (requests per second), as AWS's.
@@ -99,7 +99,11 @@ impl Learner {
     /// The pacing rate now, if one has been learned.
     pub(super) fn rate(&self, now: Instant) -> Option<f64> {
         let base = self.base?;
-        let tau = if self.fitted { PROBE_FITTED } else { PROBE_GUESSED };
+        let tau = if self.fitted {
+            PROBE_FITTED
+        } else {
+            PROBE_GUESSED
+        };
         let x = secs_between(self.since, now) / tau;
         Some((base * (1.0 + x * x * x)).min(MAX_RATE))
     }
@@ -143,8 +147,8 @@ impl Learner {
 
     /// A throttle closed `period`: set a new rate.
     pub(super) fn on_throttle(&mut self, now: Instant, period: Period) {
-        let crude = (period.secs > 1e-3 && period.accepted > 0.0)
-            .then(|| period.accepted / period.secs);
+        let crude =
+            (period.secs > 1e-3 && period.accepted > 0.0).then(|| period.accepted / period.secs);
         let point = (period.after_hold && crude.is_some()).then_some(Point {
             secs: period.secs,
             accepted: period.accepted,
@@ -240,10 +244,14 @@ mod tests {
         let now = Instant::now();
         let mut l = Learner::new(now);
         l.on_throttle(now, period(0.1, 20.0)); // 100/s
+        let now = now + Duration::from_secs(1); // after idling…
         assert_eq!(l.check(now), Admit::Now);
         l.on_grant(now);
-        l.on_grant(now); // the slack
-        assert_eq!(l.check(now), Admit::At(now + Duration::from_millis(10)));
+        assert_eq!(l.check(now), Admit::Now); // …one interval of slack
+        l.on_grant(now);
+        let next = l.tat;
+        assert!(next > now && next <= now + Duration::from_millis(10));
+        assert_eq!(l.check(now), Admit::At(next));
         l.on_ungrant(now);
         assert_eq!(l.check(now), Admit::Now);
     }

@@ -44,6 +44,9 @@ pub(super) enum Limited {
 pub(crate) struct Grant {
     pub(super) released_at: Instant,
     pub(super) seq: u64,
+    /// Quota statements received before the release: requests released
+    /// with the same knowledge form one batch.
+    pub(super) generation: u64,
 }
 
 /// Knobs of the layer that the per-key logic needs.
@@ -60,6 +63,8 @@ pub(super) struct Limits {
     learner: Option<Learner>,
     slow_start: Option<SlowStart>,
     meter: Meter,
+    /// Quota statements received so far.
+    statements: u64,
 }
 
 /// Measures the current active period for the learner.
@@ -90,6 +95,7 @@ impl Limits {
                 last_throttle: None,
                 accepted_since_throttle: 0,
             },
+            statements: 0,
         }
     }
 
@@ -147,6 +153,11 @@ impl Limits {
         t
     }
 
+    /// See [`Grant::generation`].
+    pub(super) fn generation(&self) -> u64 {
+        self.statements
+    }
+
     pub(super) fn on_grant(&mut self, now: Instant) {
         if let Some(quota) = &mut self.quota {
             quota.on_grant(now);
@@ -191,9 +202,10 @@ impl Limits {
             .and_then(|rl| Statement::from_headers(rl, knobs.max_hold))
         {
             match &mut self.quota {
-                Some(q) => q.update(&s, now, grant.seq, others, next_seq),
-                None => self.quota = Some(Quota::new(&s, now, grant.seq, others, next_seq)),
+                Some(q) => q.update(&s, now, grant, others, next_seq),
+                None => self.quota = Some(Quota::new(&s, now, grant, others, next_seq)),
             }
+            self.statements += 1;
             self.slow_start = None;
             if s.remaining == 0 {
                 limited = Some(Limited::Exhausted(s.reset));
@@ -310,6 +322,7 @@ mod tests {
         Grant {
             released_at: now,
             seq,
+            generation: 0,
         }
     }
 
@@ -319,9 +332,19 @@ mod tests {
         let mut l = Limits::new(now, KNOBS);
         assert_eq!(l.check(now, 0, KNOBS), Admit::Now);
         l.on_grant(now);
-        let r = l.on_response(now, &outcome(true, Some(100_000)), grant(now, 1), 0, 2, KNOBS);
+        let r = l.on_response(
+            now,
+            &outcome(true, Some(100_000)),
+            grant(now, 1),
+            0,
+            2,
+            KNOBS,
+        );
         assert_eq!(r, Some(Limited::Held(Duration::from_secs(300))));
-        assert_eq!(l.check(now, 0, KNOBS), Admit::At(now + Duration::from_secs(300)));
+        assert_eq!(
+            l.check(now, 0, KNOBS),
+            Admit::At(now + Duration::from_secs(300))
+        );
         assert!(l.is_limited(now));
     }
 
@@ -331,13 +354,17 @@ mod tests {
         let mut l = Limits::new(now, KNOBS);
         l.on_grant(now);
         let mut o = outcome(false, None);
-        let mut rl = RateLimit::default();
-        rl.remaining = Some(0);
-        rl.reset = Some(Duration::from_secs(7));
-        o.rate_limit = Some(rl);
+        o.rate_limit = Some(RateLimit {
+            remaining: Some(0),
+            reset: Some(Duration::from_secs(7)),
+            ..RateLimit::default()
+        });
         let r = l.on_response(now, &o, grant(now, 1), 0, 2, KNOBS);
         assert_eq!(r, Some(Limited::Exhausted(Duration::from_secs(7))));
-        assert_eq!(l.check(now, 0, KNOBS), Admit::At(now + Duration::from_secs(7)));
+        assert_eq!(
+            l.check(now, 0, KNOBS),
+            Admit::At(now + Duration::from_secs(7))
+        );
         assert_eq!(l.estimate(now, 0), now + Duration::from_secs(7));
         // After the reset, a fresh probe (slow start) goes.
         let later = now + Duration::from_secs(7);
@@ -358,6 +385,9 @@ mod tests {
             Some(Limited::Throttled)
         );
         // A second in-flight request of the same episode teaches nothing new.
-        assert_eq!(l.on_response(t1, &outcome(true, None), grant(now, 2), 0, 3, KNOBS), None);
+        assert_eq!(
+            l.on_response(t1, &outcome(true, None), grant(now, 2), 0, 3, KNOBS),
+            None
+        );
     }
 }

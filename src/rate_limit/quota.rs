@@ -4,8 +4,11 @@
 //! The estimate is a token count. A response stating `remaining = r` sets it
 //! to `r` minus the other requests in flight: they may not have reached the
 //! server yet, so they are counted against `r` (counting them twice only
-//! makes the gate slightly early to wait, never late). Each release takes one
-//! token.
+//! makes the gate slightly early to wait, never late). Requests released
+//! together (with the same statements known) form a batch whose replies may
+//! come in any order; the batch's smallest `r` is the latest state, and as
+//! its replies arrive, fewer requests are left to count against it. Each
+//! release takes one token.
 //!
 //! When the tokens come back depends on the kind of limiter, which the
 //! headers do not say:
@@ -25,7 +28,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::limits::Admit;
+use super::limits::{Admit, Grant};
 use super::time::{after, after_secs, secs_between};
 use crate::headers::RateLimit;
 
@@ -55,12 +58,18 @@ pub(super) struct Quota {
     /// The reset most recently announced.
     reset: Instant,
     continuous: bool,
-    /// Send sequence of the request whose response last set `tokens`.
-    seq: u64,
+    /// The batch (see [`Grant::generation`]) whose statements set `tokens`,
+    /// and its smallest `remaining`.
+    batch: u64,
+    batch_remaining: f64,
     evidence: Evidence,
 }
 
-/// Counting toward "the server took more than it said it had".
+/// Evidence that the server refills continuously, measured against the
+/// tightest recent statement `remaining = r`. A windowed
+/// limiter, before its reset, can neither accept more than `r` requests sent
+/// after that statement, nor state a larger `remaining` for one of them
+/// (each takes a unit): either sign means tokens came back in between.
 #[derive(Debug, Clone)]
 struct Evidence {
     remaining: f64,
@@ -106,7 +115,13 @@ impl Statement {
 impl Quota {
     /// A first statement. `others` are the requests in flight besides the
     /// one that carried it; `next_seq` is the sequence the next release gets.
-    pub(super) fn new(s: &Statement, now: Instant, seq: u64, others: u32, next_seq: u64) -> Self {
+    pub(super) fn new(
+        s: &Statement,
+        now: Instant,
+        grant: Grant,
+        others: u32,
+        next_seq: u64,
+    ) -> Self {
         let remaining = s.remaining as f64;
         let reset = after(now, s.reset);
         Quota {
@@ -117,15 +132,22 @@ impl Quota {
             at: now,
             reset,
             continuous: false,
-            seq,
+            batch: grant.generation,
+            batch_remaining: remaining,
             evidence: Evidence::new(remaining, now, s.reset, next_seq),
         }
     }
 
-    /// A later statement. A response to a request sent earlier than the one
-    /// that last set the count may carry a stale, larger `remaining` (its
-    /// reply overtook); it can only lower the count.
-    pub(super) fn update(&mut self, s: &Statement, now: Instant, seq: u64, others: u32, next_seq: u64) {
+    /// A later statement. One from an older batch than the one that set the
+    /// count may be stale (its reply was overtaken): it can only lower it.
+    pub(super) fn update(
+        &mut self,
+        s: &Statement,
+        now: Instant,
+        grant: Grant,
+        others: u32,
+        next_seq: u64,
+    ) {
         let remaining = s.remaining as f64;
         let estimate = remaining - f64::from(others);
         if let Some(rate) = s.rate() {
@@ -134,18 +156,47 @@ impl Quota {
         if let Some(limit) = s.limit {
             self.limit = (limit as f64).max(1.0);
         }
-        self.burst = self.burst.max(remaining + 1.0).min(self.limit.max(remaining + 1.0));
-        if seq >= self.seq {
+        self.burst = self
+            .burst
+            .max(remaining + 1.0)
+            .min(self.limit.max(remaining + 1.0));
+        if grant.generation > self.batch {
+            self.batch = grant.generation;
+            self.batch_remaining = remaining;
             self.tokens = estimate;
-            self.seq = seq;
             self.reset = after(now, s.reset);
+        } else if grant.generation == self.batch {
+            self.batch_remaining = self.batch_remaining.min(remaining);
+            self.tokens = self.batch_remaining - f64::from(others);
+            self.reset = self.reset.max(after(now, s.reset));
         } else {
             self.tokens = self.available(now).min(estimate);
         }
         self.at = now;
-        if now >= self.evidence.until {
+        let (valid, tighter, more) = {
+            let e = &self.evidence;
+            let valid = now < e.until;
+            (
+                valid,
+                remaining < e.remaining,
+                grant.seq >= e.from_seq && remaining > e.remaining,
+            )
+        };
+        if valid && more {
+            self.refills_continuously(now);
+        }
+        if !valid || tighter {
             self.evidence = Evidence::new(remaining, now, s.reset, next_seq);
         }
+    }
+
+    fn refills_continuously(&mut self, now: Instant) {
+        if self.continuous || self.rate.is_none() {
+            return;
+        }
+        self.tokens = self.available(now);
+        self.at = now;
+        self.continuous = true;
     }
 
     /// An accepted response to the request released with sequence `seq`.
@@ -155,12 +206,8 @@ impl Quota {
             return false;
         }
         e.accepted += 1;
-        // One request of slack for servers that report `remaining` before
-        // counting the request that carries it.
-        if e.accepted as f64 > e.remaining + 1.0 {
-            self.tokens = self.available(now);
-            self.at = now;
-            self.continuous = true;
+        if e.accepted as f64 > e.remaining {
+            self.refills_continuously(now);
             return true;
         }
         false
@@ -219,7 +266,10 @@ impl Quota {
         }
         if need > self.cap() + EPS {
             // More than the bucket ever holds: the wait for the last token.
-            return after_secs(from, (self.cap() - have).max(0.0) / rate + (need - self.cap()) / rate);
+            return after_secs(
+                from,
+                (self.cap() - have).max(0.0) / rate + (need - self.cap()) / rate,
+            );
         }
         after_secs(from, (need - have) / rate)
     }
@@ -270,6 +320,15 @@ impl Evidence {
 mod tests {
     use super::*;
 
+    /// A grant whose batch is its sequence number (one request per batch).
+    fn g(now: Instant, seq: u64) -> Grant {
+        Grant {
+            released_at: now,
+            seq,
+            generation: seq,
+        }
+    }
+
     fn statement(remaining: u64, reset: u64, policy: Option<(u64, u64)>) -> Statement {
         Statement {
             remaining,
@@ -282,7 +341,7 @@ mod tests {
     #[test]
     fn remaining_zero_waits_for_the_reset_then_spreads_the_window() {
         let now = Instant::now();
-        let q = Quota::new(&statement(0, 30, Some((60, 60))), now, 1, 0, 2);
+        let q = Quota::new(&statement(0, 30, Some((60, 60))), now, g(now, 1), 0, 2);
         assert_eq!(q.check(now), Admit::At(now + Duration::from_secs(31)));
         // The tenth token of the new window comes 10 s after the reset, not at it.
         let t = q.time_for(now, 10.0);
@@ -292,7 +351,7 @@ mod tests {
     #[test]
     fn in_flight_requests_count_against_remaining() {
         let now = Instant::now();
-        let mut q = Quota::new(&statement(3, 10, None), now, 1, 2, 4);
+        let mut q = Quota::new(&statement(3, 10, None), now, g(now, 1), 2, 4);
         assert_eq!(q.check(now), Admit::Now);
         q.on_grant(now);
         assert!(q.is_exhausted(now));
@@ -303,26 +362,94 @@ mod tests {
     #[test]
     fn a_stale_reply_only_lowers_the_count() {
         let now = Instant::now();
-        let mut q = Quota::new(&statement(5, 10, None), now, 10, 0, 11);
-        q.update(&statement(9, 10, None), now, 3, 0, 11);
+        let mut q = Quota::new(&statement(5, 10, None), now, g(now, 10), 0, 11);
+        q.update(&statement(9, 10, None), now, g(now, 3), 0, 11);
         assert!((q.available(now) - 5.0).abs() < 1e-9);
-        q.update(&statement(2, 10, None), now, 4, 0, 11);
+        q.update(&statement(2, 10, None), now, g(now, 4), 0, 11);
         assert!((q.available(now) - 2.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_batch_counts_from_its_smallest_remaining_as_replies_arrive() {
+        let now = Instant::now();
+        let batch = |seq| Grant {
+            released_at: now,
+            seq,
+            generation: 1,
+        };
+        let first = Grant {
+            released_at: now,
+            seq: 1,
+            generation: 0,
+        };
+        let mut q = Quota::new(&statement(9, 1, None), now, first, 0, 2);
+        // Nine released together; the last released is processed first.
+        q.update(&statement(5, 1, None), now, batch(10), 8, 11);
+        assert!((q.available(now) - -3.0).abs() < 1e-9);
+        q.update(&statement(8, 1, None), now, batch(3), 7, 11);
+        q.update(&statement(1, 1, None), now, batch(7), 6, 11);
+        for (i, seq) in [2, 4, 5, 6, 8, 9].into_iter().enumerate() {
+            q.update(
+                &statement(10 - seq, 1, None),
+                now,
+                batch(seq),
+                5 - i as u32,
+                11,
+            );
+        }
+        // All replies in: the server has the batch's smallest `remaining`.
+        assert!((q.available(now) - 1.0).abs() < 1e-9);
     }
 
     #[test]
     fn accepting_more_than_remaining_before_reset_means_continuous() {
         let now = Instant::now();
-        let mut q = Quota::new(&statement(2, 1, Some((100, 1))), now, 1, 0, 2);
+        let mut q = Quota::new(&statement(2, 1, Some((100, 1))), now, g(now, 1), 0, 2);
         assert!(!q.on_accepted(now, 2));
         assert!(!q.on_accepted(now, 3));
-        assert!(!q.on_accepted(now, 4));
-        assert!(q.on_accepted(now, 5));
-        q.update(&statement(0, 1, Some((100, 1))), now, 6, 0, 7);
+        assert!(q.on_accepted(now, 4));
+        q.update(&statement(0, 1, Some((100, 1))), now, g(now, 6), 0, 7);
         // Next token in 10 ms at 100/s, not at the 1 s reset.
         assert_eq!(q.check(now), Admit::At(now + Duration::from_millis(10)));
         q.on_throttle(now);
         assert_eq!(q.check(now), Admit::At(now + Duration::from_millis(1010)));
+    }
+
+    #[test]
+    fn a_later_request_stating_more_remaining_means_continuous() {
+        let now = Instant::now();
+        let later = now + Duration::from_millis(20);
+        // Statement r=1 from request 1, received when request 3 is next.
+        let mut q = Quota::new(&statement(1, 1, Some((100, 1))), now, g(now, 1), 0, 3);
+        // Request 2 was released before the statement arrived: the server may
+        // have counted it first.
+        q.update(&statement(2, 1, Some((100, 1))), later, g(now, 2), 0, 4);
+        assert!(!q.continuous);
+        q.update(&statement(2, 1, Some((100, 1))), later, g(later, 3), 0, 4);
+        assert!(q.continuous);
+    }
+
+    #[test]
+    fn a_fixed_window_never_looks_continuous() {
+        let now = Instant::now();
+        let mut q = Quota::new(&statement(5, 60, Some((5, 60))), now, g(now, 1), 0, 2);
+        for seq in 2..7 {
+            let t = now + Duration::from_millis(seq * 10);
+            q.on_grant(t);
+            q.update(
+                &statement(6 - seq, 60, Some((5, 60))),
+                t,
+                g(t, seq),
+                0,
+                seq + 1,
+            );
+            assert!(!q.on_accepted(t, seq));
+        }
+        assert!(!q.continuous);
+        assert!(matches!(
+            q.check(now + Duration::from_secs(1)),
+            Admit::At(_)
+        ));
     }
 
     #[test]
@@ -334,10 +461,10 @@ mod tests {
             limit: Some(u64::MAX),
             window: Some(Duration::from_nanos(1)),
         };
-        let mut q = Quota::new(&s, now, 1, u32::MAX, 2);
+        let mut q = Quota::new(&s, now, g(now, 1), u32::MAX, 2);
         let _ = q.check(now);
         let _ = q.time_for(now, 1e300);
         q.on_grant(now);
-        q.update(&s, now, 2, u32::MAX, 3);
+        q.update(&s, now, g(now, 2), u32::MAX, 3);
     }
 }

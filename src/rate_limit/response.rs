@@ -36,7 +36,8 @@ impl Outcome {
     pub(crate) fn read(status: StatusCode, headers: &HeaderMap) -> Outcome {
         let grpc = headers.get("grpc-status").map(|v| v.as_bytes());
         let exhausted = grpc == Some(GRPC_RESOURCE_EXHAUSTED);
-        let unavailable = status == StatusCode::SERVICE_UNAVAILABLE || grpc == Some(GRPC_UNAVAILABLE);
+        let unavailable =
+            status == StatusCode::SERVICE_UNAVAILABLE || grpc == Some(GRPC_UNAVAILABLE);
         let hints = if headers.is_empty() {
             headers::Hints::default()
         } else {

@@ -38,6 +38,9 @@ struct Bucket {
     throttled: u64,
     /// Until this instant every call is throttled (for hold tests).
     closed_until: Option<Instant>,
+    /// Every decision: (time since creation, accepted).
+    log: Vec<(Duration, bool)>,
+    born: Instant,
 }
 
 impl Bucket {
@@ -83,6 +86,8 @@ impl MockServer {
                 calls: 0,
                 throttled: 0,
                 closed_until: None,
+                log: Vec::new(),
+                born: Instant::now(),
             })),
             mode,
         }
@@ -94,6 +99,24 @@ impl MockServer {
             calls: b.calls,
             throttled: b.throttled,
         }
+    }
+
+    /// Calls per `bucket` of time: (accepted, throttled), for diagnostics.
+    pub fn timeline(&self, bucket: Duration) -> Vec<(u32, u32)> {
+        let b = self.bucket.lock().unwrap();
+        let mut out: Vec<(u32, u32)> = Vec::new();
+        for &(t, ok) in &b.log {
+            let i = (t.as_secs_f64() / bucket.as_secs_f64()) as usize;
+            if out.len() <= i {
+                out.resize(i + 1, (0, 0));
+            }
+            if ok {
+                out[i].0 += 1;
+            } else {
+                out[i].1 += 1;
+            }
+        }
+        out
     }
 
     /// Throttle every call for the next `d`.
@@ -114,9 +137,14 @@ impl MockServer {
         } else {
             b.throttled += 1;
         }
+        let t = now.saturating_duration_since(b.born);
+        b.log.push((t, ok));
         let mut h = HeaderMap::new();
         let wait = if closed {
-            b.closed_until.unwrap().saturating_duration_since(now).as_secs_f64()
+            b.closed_until
+                .unwrap()
+                .saturating_duration_since(now)
+                .as_secs_f64()
         } else {
             (1.0 - b.tokens).max(0.0) / b.rate
         };
@@ -124,13 +152,14 @@ impl MockServer {
         match self.mode {
             Mode::RateLimit => {
                 let q = b.rate.round() as u64;
-                let r = if closed { 0 } else { b.tokens.floor().max(0.0) as u64 };
+                let r = if closed {
+                    0
+                } else {
+                    b.tokens.floor().max(0.0) as u64
+                };
                 // Seconds until the bucket is full again, rounded up.
                 let t = ((b.burst - b.tokens) / b.rate).ceil().max(wait.ceil()) as u64;
-                h.insert(
-                    "ratelimit-policy",
-                    hv(&format!("\"default\";q={q};w=1")),
-                );
+                h.insert("ratelimit-policy", hv(&format!("\"default\";q={q};w=1")));
                 h.insert("ratelimit", hv(&format!("\"default\";r={r};t={t}")));
                 if !ok {
                     h.insert("retry-after", hv(&retry_after_secs.to_string()));
@@ -258,9 +287,17 @@ where
                     if res.status().is_success() && res.headers().get("grpc-status").is_none() {
                         return (true, local);
                     }
-                    if res.extensions().get::<tower_backoff::LocalRateLimited>().is_some() {
+                    if res
+                        .extensions()
+                        .get::<tower_backoff::LocalRateLimited>()
+                        .is_some()
+                    {
                         local += 1;
-                        let secs: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+                        let secs: u64 = res.headers()["retry-after"]
+                            .to_str()
+                            .unwrap()
+                            .parse()
+                            .unwrap();
                         tokio::time::sleep(Duration::from_secs(secs)).await;
                     }
                 }
