@@ -1,7 +1,6 @@
 //! [`RateLimitAware`], the service the layer wraps around a client.
 
 use std::fmt;
-use std::mem;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -21,11 +20,12 @@ use super::{GateStats, RateLimitAwareLayer};
 ///
 /// # Readiness
 ///
-/// `poll_ready` is the inner service's. A request the gate admits at once
-/// goes to the service that was made ready (swapped out for a clone, the
-/// usual tower pattern), so no readiness is reserved twice. A held request
-/// takes a clone and drives it to readiness only once released, so a long
-/// hold never pins inner capacity such as a `ConcurrencyLimit` permit.
+/// `poll_ready` is the inner service's. A request the gate admits at once is
+/// passed straight to the inner service that `poll_ready` made ready: no
+/// clone, no second readiness check. A held request takes a clone of the
+/// inner service and drives it to readiness only once released, so a long
+/// hold never pins inner capacity such as a `ConcurrencyLimit` permit; the
+/// readiness already reserved on the original stays for the next call.
 pub struct RateLimitAware<S> {
     inner: S,
     gate: Arc<Gate>,
@@ -105,9 +105,7 @@ where
         let (key, req) = self.key.key(req, &self.gate.hasher);
         match self.gate.acquire(key) {
             Acquire::Go(mut permit) => {
-                let clone = self.inner.clone();
-                let mut ready = mem::replace(&mut self.inner, clone);
-                let fut = ready.call(req);
+                let fut = self.inner.call(req);
                 permit.mark_sent();
                 ResponseFuture::calling(fut, permit)
             }
