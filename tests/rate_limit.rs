@@ -292,7 +292,7 @@ async fn slow_start_spares_a_server_whose_burst_is_small() {
     eprintln!(
         "cold start, 50 concurrent, burst 5: {with} server 429s with slow start, {without} without"
     );
-    assert!(with <= 8, "slow start let a wave through: {with}");
+    assert!(with <= 10, "slow start let a wave through: {with}");
     assert!(
         without >= 35,
         "expected a wave without slow start: {without}"

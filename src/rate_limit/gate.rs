@@ -389,9 +389,13 @@ impl Entry {
         if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
             *slot = Some(waker.clone());
         }
+        // The head keeps the timer; so does the next in line while the head
+        // has never been polled (a future created and not yet awaited must
+        // not stall the line).
+        let keeps_timer = i == 0 || self.queue[0].waker.is_none();
         match blocked {
-            Some(at) if i == 0 => {
-                self.armed = Some((ticket, at));
+            Some(at) if keeps_timer => {
+                self.armed = Some((self.queue[0].ticket, at));
                 TicketPoll::Pending(Some(at))
             }
             _ => TicketPoll::Pending(None),
