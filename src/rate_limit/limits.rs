@@ -201,13 +201,21 @@ impl Limits {
             .as_ref()
             .and_then(|rl| Statement::from_headers(rl, knobs.max_hold))
         {
-            match &mut self.quota {
-                Some(q) => q.update(&s, now, grant, others, next_seq),
-                None => self.quota = Some(Quota::new(&s, now, grant, others, next_seq)),
-            }
+            let was_exhausted = self.quota.as_ref().is_some_and(|q| q.is_exhausted(now));
+            let quota = match &mut self.quota {
+                Some(q) => {
+                    q.update(&s, now, grant, others, next_seq);
+                    q
+                }
+                None => self
+                    .quota
+                    .insert(Quota::new(&s, now, grant, others, next_seq)),
+            };
             self.statements += 1;
             self.slow_start = None;
-            if s.remaining == 0 {
+            // Running dry is news only for a windowed quota; a continuous one
+            // is paced at its refill rate with `remaining` near zero.
+            if s.remaining == 0 && !was_exhausted && !quota.is_continuous() {
                 limited = Some(Limited::Exhausted(s.reset));
             }
         }

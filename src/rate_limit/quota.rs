@@ -236,6 +236,10 @@ impl Quota {
         self.rate.is_none() && now >= self.reset
     }
 
+    pub(super) fn is_continuous(&self) -> bool {
+        self.continuous
+    }
+
     pub(super) fn has_rate(&self) -> bool {
         self.rate.is_some()
     }
