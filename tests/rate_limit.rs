@@ -122,6 +122,25 @@ async fn retry_after_only_keeps_server_429s_under_three_percent() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_fixed_window_is_used_up_then_waited_out_never_mistaken_for_a_bucket() {
+    // 200 calls per 2 s window: 1,000 calls need 5 windows, 8 s at best.
+    let server = MockServer::new(Mode::FixedWindow { q: 200, w: 2 }, 0.0, 0.0);
+    let svc = RateLimitAwareLayer::new().layer(server.service());
+    let batch = run_batch(svc, 1_000, 50, "window.example.com").await;
+    let c = server.counts();
+    eprintln!(
+        "fixed window mode: {} calls, {} server 429s ({:.2} %), makespan {:.2?} (8 s at best)",
+        c.calls,
+        c.throttled,
+        pct(c.throttled, c.calls),
+        batch.makespan
+    );
+    eprintln!("  accepted/throttled per second: {}", per_second(&server));
+    assert_eq!(batch.succeeded, 1_000);
+    assert!(pct(c.throttled, c.calls) <= 0.5, "{c:?}");
+}
+
+#[tokio::test(start_paused = true)]
 async fn grpc_resource_exhausted_with_pushback_paces_like_429() {
     let server = MockServer::new(Mode::Grpc, 100.0, 10.0);
     let svc = RateLimitAwareLayer::new().layer(server.service());

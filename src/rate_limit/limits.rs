@@ -256,9 +256,6 @@ impl Limits {
                     self.slow_start = None;
                 }
             }
-            if let Some(quota) = &mut self.quota {
-                quota.on_accepted(now, grant.seq);
-            }
         }
         limited
     }

@@ -1,14 +1,19 @@
 //! What the server's RateLimit headers say, turned into an estimate of how
 //! many requests it will still take, and when it takes more.
 //!
-//! The estimate is a token count. A response stating `remaining = r` sets it
-//! to `r` minus the other requests in flight: they may not have reached the
-//! server yet, so they are counted against `r` (counting them twice only
-//! makes the gate slightly early to wait, never late). Requests released
-//! together (with the same statements known) form a batch whose replies may
-//! come in any order; the batch's smallest `r` is the latest state, and as
-//! its replies arrive, fewer requests are left to count against it. Each
-//! release takes one token.
+//! The estimate is a token count. Each release takes one. A response
+//! stating `remaining = r` resets it, counting the other requests in flight
+//! against `r`: they may not have reached the server yet (counting one
+//! twice only makes the gate wait a little early, never late). Replies come
+//! back in any order, so which `r` is the latest depends on the limiter:
+//!
+//! * windowed: `remaining` only falls until the reset, so the lowest `r` of
+//!   the window is the latest; as replies arrive, fewer requests are left to
+//!   count against it;
+//! * continuous: `remaining` also rises, so the latest is the lowest `r` among
+//!   the replies to requests released together (with the same statements
+//!   known, see [`Grant::generation`]); a reply from an earlier batch is
+//!   stale and can only lower the count.
 //!
 //! When the tokens come back depends on the kind of limiter, which the
 //! headers do not say:
@@ -20,9 +25,10 @@
 //!   is probed afresh.
 //! * **Continuous** (token bucket, GCRA, sliding window): tokens refill at
 //!   `q / w` all the time, up to the largest `remaining` ever seen. The gate
-//!   switches to this reading only on evidence: the server accepted more
-//!   requests than the `remaining` it stated, before the reset it stated —
-//!   which a windowed limiter never does. A throttle switches back.
+//!   switches to this reading only on evidence: before the reset it stated,
+//!   the server stated a larger `remaining` for a later request, by no more
+//!   than its rate could have refilled — which a windowed limiter never
+//!   does. A throttle switches back.
 
 use std::time::Duration;
 
@@ -58,27 +64,35 @@ pub(super) struct Quota {
     /// The reset most recently announced.
     reset: Instant,
     continuous: bool,
+    /// Smallest `remaining` stated since the last reset (windowed reading).
+    floor: f64,
     /// The batch (see [`Grant::generation`]) whose statements set `tokens`,
-    /// and its smallest `remaining`.
+    /// and its smallest `remaining` (continuous reading).
     batch: u64,
     batch_remaining: f64,
     evidence: Evidence,
 }
 
 /// Evidence that the server refills continuously, measured against the
-/// tightest recent statement `remaining = r`. A windowed
-/// limiter, before its reset, can neither accept more than `r` requests sent
-/// after that statement, nor state a larger `remaining` for one of them
-/// (each takes a unit): either sign means tokens came back in between.
+/// tightest recent statement `remaining = r`, received at `at`. Before its
+/// reset, a windowed limiter cannot state a larger `remaining` for a request
+/// released after that statement (each request takes a unit); a refilling
+/// one states up to `rate × elapsed` more. A larger rise than that is a
+/// window reset seen early (resets are rounded to whole seconds), not
+/// evidence.
 #[derive(Debug, Clone)]
 struct Evidence {
     remaining: f64,
+    at: Instant,
     /// Counting stops here: the announced reset, less its rounding.
     until: Instant,
     /// Only requests released after the statement count.
     from_seq: u64,
-    accepted: u64,
 }
+
+/// Latency differences between requests, in seconds, allowed for when
+/// bounding a refill (the server's clock is not the client's).
+const JITTER: f64 = 0.05;
 
 /// What one response said, as the gate uses it.
 #[derive(Debug, Clone, Copy)]
@@ -132,14 +146,14 @@ impl Quota {
             at: now,
             reset,
             continuous: false,
+            floor: remaining,
             batch: grant.generation,
             batch_remaining: remaining,
             evidence: Evidence::new(remaining, now, s.reset, next_seq),
         }
     }
 
-    /// A later statement. One from an older batch than the one that set the
-    /// count may be stale (its reply was overtaken): it can only lower it.
+    /// A later statement.
     pub(super) fn update(
         &mut self,
         s: &Statement,
@@ -149,7 +163,7 @@ impl Quota {
         next_seq: u64,
     ) {
         let remaining = s.remaining as f64;
-        let estimate = remaining - f64::from(others);
+        let others = f64::from(others);
         if let Some(rate) = s.rate() {
             self.rate = Some(rate);
         }
@@ -160,26 +174,46 @@ impl Quota {
             .burst
             .max(remaining + 1.0)
             .min(self.limit.max(remaining + 1.0));
-        if grant.generation > self.batch {
+        let reset = after(now, s.reset);
+
+        // Continuous reading: the newest batch's lowest `remaining`.
+        let available = self.available(now);
+        let continuous_tokens = if grant.generation > self.batch {
             self.batch = grant.generation;
             self.batch_remaining = remaining;
-            self.tokens = estimate;
-            self.reset = after(now, s.reset);
+            remaining - others
         } else if grant.generation == self.batch {
             self.batch_remaining = self.batch_remaining.min(remaining);
-            self.tokens = self.batch_remaining - f64::from(others);
-            self.reset = self.reset.max(after(now, s.reset));
+            self.batch_remaining - others
         } else {
-            self.tokens = self.available(now).min(estimate);
+            available.min(remaining - others)
+        };
+
+        if self.continuous {
+            self.tokens = continuous_tokens;
+            self.reset = reset;
+        } else if now >= self.reset {
+            // A new window: resets are rounded up, so it has surely begun.
+            self.floor = remaining;
+            self.tokens = remaining - others;
+            self.reset = reset;
+        } else {
+            // Same window: every statement's reset is the window's end
+            // rounded up, so the earliest is the closest.
+            self.floor = self.floor.min(remaining);
+            self.tokens = self.floor - others;
+            self.reset = self.reset.min(reset);
         }
         self.at = now;
         let (valid, tighter, more) = {
             let e = &self.evidence;
             let valid = now < e.until;
+            let refill = self.rate.unwrap_or(0.0) * (secs_between(e.at, now) + JITTER) + 1.0;
+            let rise = remaining - e.remaining;
             (
                 valid,
-                remaining < e.remaining,
-                grant.seq >= e.from_seq && remaining > e.remaining,
+                rise < 0.0,
+                grant.seq >= e.from_seq && rise > 0.0 && rise <= refill,
             )
         };
         if valid && more {
@@ -199,24 +233,11 @@ impl Quota {
         self.continuous = true;
     }
 
-    /// An accepted response to the request released with sequence `seq`.
-    pub(super) fn on_accepted(&mut self, now: Instant, seq: u64) -> bool {
-        let e = &mut self.evidence;
-        if self.continuous || self.rate.is_none() || seq < e.from_seq || now >= e.until {
-            return false;
-        }
-        e.accepted += 1;
-        if e.accepted as f64 > e.remaining {
-            self.refills_continuously(now);
-            return true;
-        }
-        false
-    }
-
     /// The server throttled a request: the continuous reading (if taken) was
     /// wrong, or the bucket is shared with others; start over as windowed.
     pub(super) fn on_throttle(&mut self, now: Instant) {
         self.tokens = self.available(now).min(0.0);
+        self.floor = self.floor.min(0.0);
         self.at = now;
         self.continuous = false;
     }
@@ -313,9 +334,9 @@ impl Evidence {
         let slack = (reset / 2).min(Duration::from_secs(1));
         Evidence {
             remaining,
+            at: now,
             until: after(now, reset - slack),
             from_seq,
-            accepted: 0,
         }
     }
 }
@@ -406,17 +427,20 @@ mod tests {
     }
 
     #[test]
-    fn accepting_more_than_remaining_before_reset_means_continuous() {
+    fn a_continuous_quota_paces_at_its_rate_until_a_throttle() {
         let now = Instant::now();
-        let mut q = Quota::new(&statement(2, 1, Some((100, 1))), now, g(now, 1), 0, 2);
-        assert!(!q.on_accepted(now, 2));
-        assert!(!q.on_accepted(now, 3));
-        assert!(q.on_accepted(now, 4));
-        q.update(&statement(0, 1, Some((100, 1))), now, g(now, 6), 0, 7);
+        let later = now + Duration::from_millis(20);
+        let mut q = Quota::new(&statement(1, 1, Some((100, 1))), now, g(now, 1), 0, 2);
+        q.update(&statement(2, 1, Some((100, 1))), later, g(later, 2), 0, 3);
+        assert!(q.is_continuous());
+        q.update(&statement(0, 1, Some((100, 1))), later, g(later, 3), 0, 4);
         // Next token in 10 ms at 100/s, not at the 1 s reset.
-        assert_eq!(q.check(now), Admit::At(now + Duration::from_millis(10)));
-        q.on_throttle(now);
-        assert_eq!(q.check(now), Admit::At(now + Duration::from_millis(1010)));
+        assert_eq!(q.check(later), Admit::At(later + Duration::from_millis(10)));
+        q.on_throttle(later);
+        assert_eq!(
+            q.check(later),
+            Admit::At(later + Duration::from_millis(1010))
+        );
     }
 
     #[test]
@@ -434,6 +458,26 @@ mod tests {
     }
 
     #[test]
+    fn a_reply_that_overtook_cannot_raise_a_windows_count() {
+        let now = Instant::now();
+        let t = now + Duration::from_millis(5);
+        let mut q = Quota::new(&statement(25, 2, Some((200, 2))), now, g(now, 1), 3, 2);
+        // A later batch's request was processed before the first: r=32.
+        q.update(&statement(32, 2, Some((200, 2))), t, g(t, 2), 2, 3);
+        assert!((q.available(t) - 23.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_window_reset_seen_early_is_not_a_refill() {
+        let now = Instant::now();
+        let later = now + Duration::from_millis(300);
+        // 200 per 2 s; `t` rounded up hides that the window ends at once.
+        let mut q = Quota::new(&statement(0, 1, Some((200, 2))), now, g(now, 1), 0, 2);
+        q.update(&statement(199, 2, Some((200, 2))), later, g(later, 2), 0, 3);
+        assert!(!q.is_continuous());
+    }
+
+    #[test]
     fn a_fixed_window_never_looks_continuous() {
         let now = Instant::now();
         let mut q = Quota::new(&statement(5, 60, Some((5, 60))), now, g(now, 1), 0, 2);
@@ -447,7 +491,6 @@ mod tests {
                 0,
                 seq + 1,
             );
-            assert!(!q.on_accepted(t, seq));
         }
         assert!(!q.continuous);
         assert!(matches!(

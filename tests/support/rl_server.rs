@@ -25,6 +25,10 @@ pub enum Mode {
     Bare,
     /// gRPC trailers-only `RESOURCE_EXHAUSTED` with `grpc-retry-pushback-ms`.
     Grpc,
+    /// A fixed window of `q` calls per `w` seconds (not a token bucket),
+    /// with IETF `RateLimit-Policy` + `RateLimit` on every response and
+    /// `Retry-After` on 429s.
+    FixedWindow { q: u64, w: u64 },
 }
 
 #[derive(Debug)]
@@ -126,6 +130,9 @@ impl MockServer {
 
     /// Decides one call at the server: `(status, headers)`.
     fn decide(&self) -> (StatusCode, HeaderMap) {
+        if let Mode::FixedWindow { q, w } = self.mode {
+            return self.decide_window(q, w);
+        }
         let now = Instant::now();
         let mut b = self.bucket.lock().unwrap();
         b.calls += 1;
@@ -170,7 +177,7 @@ impl MockServer {
                     h.insert("retry-after", hv(&retry_after_secs.to_string()));
                 }
             }
-            Mode::Bare => {}
+            Mode::Bare | Mode::FixedWindow { .. } => {}
             Mode::Grpc => {
                 h.insert("content-type", hv("application/grpc"));
                 if !ok {
@@ -181,6 +188,43 @@ impl MockServer {
             }
         }
         let status = if ok || self.mode == Mode::Grpc {
+            StatusCode::OK
+        } else {
+            StatusCode::TOO_MANY_REQUESTS
+        };
+        (status, h)
+    }
+
+    /// Fixed windows starting when the server was made.
+    fn decide_window(&self, q: u64, w: u64) -> (StatusCode, HeaderMap) {
+        let now = Instant::now();
+        let mut b = self.bucket.lock().unwrap();
+        b.calls += 1;
+        let since = now.saturating_duration_since(b.born).as_secs_f64();
+        let window = (since / w as f64).floor();
+        if window != b.tokens {
+            // `tokens` holds the current window's index, `seed`-free counter
+            // in `burst`: reuse the fields rather than widen the struct.
+            b.tokens = window;
+            b.burst = 0.0;
+        }
+        let ok = (b.burst as u64) < q;
+        if ok {
+            b.burst += 1.0;
+        } else {
+            b.throttled += 1;
+        }
+        let t = b.born.elapsed().as_secs_f64();
+        b.log.push((Duration::from_secs_f64(t), ok));
+        let r = q - b.burst as u64;
+        let reset = ((window + 1.0) * w as f64 - since).ceil() as u64;
+        let mut h = HeaderMap::new();
+        h.insert("ratelimit-policy", hv(&format!("\"default\";q={q};w={w}")));
+        h.insert("ratelimit", hv(&format!("\"default\";r={r};t={reset}")));
+        if !ok {
+            h.insert("retry-after", hv(&reset.max(1).to_string()));
+        }
+        let status = if ok {
             StatusCode::OK
         } else {
             StatusCode::TOO_MANY_REQUESTS
