@@ -545,3 +545,89 @@ async fn custom_key_fn_groups_requests() {
     let (took, _) = timed(&mut svc, tenant("a", "two.example")).await;
     assert_eq!(took, Duration::from_secs(4));
 }
+
+/// Polls `fut` once, without waiting.
+async fn poll_once<F: std::future::Future + Unpin>(fut: &mut F) -> Option<F::Output> {
+    std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(std::pin::Pin::new(&mut *fut).poll(cx).ready())
+    })
+    .await
+}
+
+trait PollReady<T> {
+    fn ready(self) -> Option<T>;
+}
+
+impl<T> PollReady<T> for std::task::Poll<T> {
+    fn ready(self) -> Option<T> {
+        match self {
+            std::task::Poll::Ready(t) => Some(t),
+            std::task::Poll::Pending => None,
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_granted_but_unsent_release_is_given_back() {
+    let server = Scripted::new(vec![response(429, &[("retry-after", "2")])]);
+    let layer = RateLimitAwareLayer::new();
+    let svc = layer.layer(server.service());
+    let _ = svc.clone().oneshot(get("k")).await.unwrap();
+
+    // Two waiters behind the hold; after it, slow start lets one go.
+    let mut a = Box::pin(svc.clone().oneshot(get("k")));
+    let mut b = Box::pin(svc.clone().oneshot(get("k")));
+    assert!(poll_once(&mut a).await.is_none());
+    assert!(poll_once(&mut b).await.is_none());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Polling `b` releases `a` (the head), which is then dropped unsent.
+    assert!(poll_once(&mut b).await.is_none());
+    assert_eq!(layer.stats().in_flight, 1);
+    drop(a);
+    let res = b.await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(server.calls(), 2, "`a` never reached the server");
+    let stats = layer.stats();
+    assert_eq!((stats.waiting, stats.in_flight), (0, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_longer_hold_refuses_waiters_that_can_no_longer_make_max_wait() {
+    let calls = Arc::new(AtomicU64::new(0));
+    let counter = calls.clone();
+    let server = tower::service_fn(move |req: Request<String>| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        async move {
+            Ok::<_, Infallible>(match req.uri().path() {
+                "/fast" => response(429, &[("retry-after", "5")]),
+                "/slow" => {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    response(429, &[("retry-after", "100")])
+                }
+                _ => response(200, &[]),
+            })
+        }
+    });
+    let svc = RateLimitAwareLayer::new()
+        .slow_start(false)
+        .max_wait(Duration::from_secs(30))
+        .layer(server);
+    let req = |path: &str| {
+        Request::get(format!("https://k{path}"))
+            .body(String::new())
+            .unwrap()
+    };
+    let start = Instant::now();
+    let slow = tokio::spawn(svc.clone().oneshot(req("/slow")));
+    tokio::task::yield_now().await;
+    let _ = svc.clone().oneshot(req("/fast")).await.unwrap();
+    // Held for 5 s: within max_wait, so this one waits…
+    let waiter = tokio::spawn(svc.clone().oneshot(req("/")));
+    let _ = slow.await.unwrap().unwrap();
+    // …until the slow reply holds the key for 100 s: refused at once.
+    let res = waiter.await.unwrap().unwrap();
+    assert_eq!(start.elapsed(), Duration::from_secs(1));
+    let local = res.extensions().get::<LocalRateLimited>().unwrap();
+    assert_eq!(local.wait, Duration::from_secs(100));
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}

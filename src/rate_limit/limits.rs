@@ -167,6 +167,11 @@ impl Limits {
                 learner.on_grant(now);
             }
         }
+        if self.quota.is_none() {
+            if let Some(ss) = &mut self.slow_start {
+                ss.on_grant(now);
+            }
+        }
         if self.meter.start.is_none() {
             self.meter.start = Some(now);
             self.meter.slow_start = self.slow_start.is_some();

@@ -18,9 +18,9 @@ const INITIAL_WINDOW: u32 = 1;
 /// slow start ends and the key is no longer limited.
 const OPEN_WINDOW: u32 = 4096;
 
-/// If no response has grown the window for this long, it doubles anyway, so
-/// that a slow service (an LLM call of 30 s) does not serialise every
-/// caller behind its probe.
+/// If the window stays full this long after the last release or growth
+/// (no response came back), it doubles anyway, so that a slow service (an
+/// LLM call of 30 s) does not serialise every caller behind its probe.
 pub(super) const STALL_TICK: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone)]
@@ -51,6 +51,11 @@ impl SlowStart {
             return Admit::At(after(now, STALL_TICK));
         }
         Admit::At(tick)
+    }
+
+    /// A release: the stall tick counts from the latest one.
+    pub(super) fn on_grant(&mut self, now: Instant) {
+        self.grown_at = now;
     }
 
     /// An accepted response: one more in flight. Returns `true` when the
@@ -90,6 +95,16 @@ mod tests {
         assert_eq!(ss.check(now, 1), Admit::At(now + STALL_TICK));
         assert_eq!(ss.check(now + STALL_TICK, 1), Admit::Now);
         assert_eq!(ss.window(), 2);
+    }
+
+    #[test]
+    fn the_tick_counts_from_the_latest_release() {
+        let now = Instant::now();
+        let mut ss = SlowStart::new(now);
+        let later = now + Duration::from_secs(2);
+        assert_eq!(ss.check(later, 0), Admit::Now);
+        ss.on_grant(later);
+        assert_eq!(ss.check(later, 1), Admit::At(later + STALL_TICK));
     }
 
     #[test]
