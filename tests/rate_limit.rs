@@ -141,6 +141,28 @@ async fn a_fixed_window_is_used_up_then_waited_out_never_mistaken_for_a_bucket()
 }
 
 #[tokio::test(start_paused = true)]
+async fn openai_style_headers_pace_slow_llm_calls() {
+    // 600 requests a minute with a limit of 100 (a token bucket whose reset
+    // says "full again in …"), calls taking 1–1.5 s each way: the gate sees
+    // each statement a second or more after the server made it.
+    let server = MockServer::new(Mode::OpenAi, 10.0, 100.0)
+        .with_latency(Duration::from_secs(1), Duration::from_millis(500));
+    let svc = RateLimitAwareLayer::new().layer(server.service());
+    let batch = run_batch(svc, 1_000, 50, "api.openai.example").await;
+    let c = server.counts();
+    eprintln!(
+        "openai mode (slow calls): {} calls, {} server 429s ({:.2} %), makespan {:.2?} (ideal ≈ 92.5 s)",
+        c.calls,
+        c.throttled,
+        pct(c.throttled, c.calls),
+        batch.makespan
+    );
+    assert_eq!(batch.succeeded, 1_000);
+    assert!(pct(c.throttled, c.calls) <= 1.0, "{c:?}");
+    assert!(batch.makespan < Duration::from_secs(120), "{batch:?}");
+}
+
+#[tokio::test(start_paused = true)]
 async fn grpc_resource_exhausted_with_pushback_paces_like_429() {
     let server = MockServer::new(Mode::Grpc, 100.0, 10.0);
     let svc = RateLimitAwareLayer::new().layer(server.service());

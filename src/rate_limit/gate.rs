@@ -25,7 +25,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::limits::{Admit, Grant, Knobs, Limited, Limits};
 use super::response::Outcome;
-use super::time::after;
+use super::time::{after, before};
 use super::GateStats;
 
 /// The layer's settings.
@@ -80,7 +80,11 @@ struct State {
 
 struct Entry {
     used: u64,
-    in_flight: u32,
+    /// Requests released and not yet answered, `(seq, released_at)`, in
+    /// release order.
+    flights: VecDeque<(u64, Instant)>,
+    /// Smoothed round-trip time of answered requests (RFC 6298's gain, 1/8).
+    srtt: Option<Duration>,
     /// Sequence number of the latest release.
     seq: u64,
     limits: Limits,
@@ -163,7 +167,7 @@ impl Gate {
         state.next_ticket += 1;
         let entry = state.entry(key, now, knobs, self.config.max_keys);
         if entry.queue.is_empty() {
-            let admit = entry.limits.check(now, entry.in_flight, knobs);
+            let admit = entry.limits.check(now, entry.in_flight(), knobs);
             if matches!(admit, Admit::Now) || matches!(admit, Admit::At(t) if t <= now) {
                 let grant = entry.grant(now);
                 drop(guard);
@@ -236,7 +240,7 @@ impl Gate {
                 return;
             };
             match entry.take_decision(ticket) {
-                Some(Decision::Granted(_)) => entry.ungrant(now),
+                Some(Decision::Granted(grant)) => entry.ungrant(now, grant),
                 Some(Decision::Refused(_)) => {}
                 None => entry.queue.retain(|w| w.ticket != ticket),
             }
@@ -257,15 +261,15 @@ impl Gate {
                 return;
             };
             match finish {
-                Finish::Unsent => entry.ungrant(now),
-                Finish::Failed => entry.in_flight = entry.in_flight.saturating_sub(1),
+                Finish::Unsent => entry.ungrant(now, grant),
+                Finish::Failed => entry.land(grant),
                 Finish::Answered(outcome) => {
-                    let others = entry.in_flight.saturating_sub(1);
+                    let others = entry.not_yet_counted(now, grant);
                     let next_seq = entry.seq + 1;
                     let limited = entry
                         .limits
                         .on_response(now, outcome, grant, others, next_seq, knobs);
-                    entry.in_flight = others;
+                    entry.land(grant);
                     if let Some(limited) = limited {
                         trace_limited(key, limited, entry.queue.len());
                         entry.sweep(now, &mut wake);
@@ -288,7 +292,7 @@ impl Gate {
         };
         for entry in guard.entries.values() {
             stats.waiting += entry.queue.len();
-            stats.in_flight += entry.in_flight as usize;
+            stats.in_flight += entry.flights.len();
             stats.limited_keys += usize::from(entry.limits.is_limited(now));
         }
         stats
@@ -313,7 +317,8 @@ impl State {
         }
         let entry = self.entries.entry(key).or_insert_with(|| Entry {
             used: 0,
-            in_flight: 0,
+            flights: VecDeque::new(),
+            srtt: None,
             seq: 0,
             limits: Limits::new(now, knobs),
             queue: VecDeque::new(),
@@ -355,13 +360,17 @@ impl State {
 
 impl Entry {
     fn is_idle(&self) -> bool {
-        self.in_flight == 0 && self.queue.is_empty() && self.decided.is_empty()
+        self.flights.is_empty() && self.queue.is_empty() && self.decided.is_empty()
+    }
+
+    fn in_flight(&self) -> u32 {
+        u32::try_from(self.flights.len()).unwrap_or(u32::MAX)
     }
 
     fn grant(&mut self, now: Instant) -> Grant {
         self.limits.on_grant(now);
-        self.in_flight += 1;
         self.seq += 1;
+        self.flights.push_back((self.seq, now));
         Grant {
             released_at: now,
             seq: self.seq,
@@ -369,9 +378,35 @@ impl Entry {
         }
     }
 
-    fn ungrant(&mut self, now: Instant) {
+    fn ungrant(&mut self, now: Instant, grant: Grant) {
         self.limits.on_ungrant(now);
-        self.in_flight = self.in_flight.saturating_sub(1);
+        self.land(grant);
+    }
+
+    /// The request is no longer in flight.
+    fn land(&mut self, grant: Grant) {
+        if let Ok(i) = self.flights.binary_search_by_key(&grant.seq, |f| f.0) {
+            self.flights.remove(i);
+        }
+    }
+
+    /// Of the other requests in flight, those the server may not yet have
+    /// counted when it answered `grant`: released after it, or shortly
+    /// before (half a round trip: latency varies). Earlier ones were, with
+    /// the same latency, processed first, and are in the `remaining` it
+    /// states. Also updates the round-trip estimate.
+    fn not_yet_counted(&mut self, now: Instant, grant: Grant) -> u32 {
+        let rtt = now.saturating_duration_since(grant.released_at);
+        let srtt = match self.srtt {
+            Some(s) => (s * 7 + rtt) / 8,
+            None => rtt,
+        };
+        self.srtt = Some(srtt);
+        let since = before(grant.released_at, srtt / 2);
+        let first = self.flights.partition_point(|f| f.1 < since);
+        let count = self.flights.len() - first;
+        // Minus this request itself, still listed.
+        u32::try_from(count.saturating_sub(1)).unwrap_or(u32::MAX)
     }
 
     fn take_decision(&mut self, ticket: u64) -> Option<Decision> {
@@ -439,9 +474,14 @@ fn pump(
             entry.armed = None;
             return None;
         };
-        let blocked = match entry.limits.check(now, entry.in_flight, knobs) {
+        let blocked = match entry.limits.check(now, entry.in_flight(), knobs) {
             Admit::At(t) if t > now => Some(t),
-            _ => None,
+            Admit::Now | Admit::At(_) => None,
+            Admit::OnResponse => {
+                // A reply will pump again; no timer needed.
+                entry.armed = None;
+                return None;
+            }
         };
         match blocked {
             None => {

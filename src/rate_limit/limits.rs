@@ -26,6 +26,8 @@ pub(super) enum Admit {
     Now,
     /// Not before this instant (a new response may change it).
     At(Instant),
+    /// Not before a response brings news: nothing known comes back by itself.
+    OnResponse,
 }
 
 /// Why a key just became limited, for `tracing`.
@@ -118,8 +120,9 @@ impl Limits {
             }
         }
         if let Some(quota) = &self.quota {
-            if let Admit::At(t) = quota.check(now) {
-                return Admit::At(t);
+            match quota.check(now, in_flight) {
+                Admit::Now => {}
+                wait => return wait,
             }
         }
         if !self.quota_paces() {
@@ -138,12 +141,14 @@ impl Limits {
     }
 
     /// When the request behind `ahead` others could go, if nothing new is
-    /// learned. Slow start waits on responses, which cannot be foreseen, so
-    /// it adds nothing.
+    /// learned. Waits on responses (slow start, a quota past its reset)
+    /// cannot be foreseen, so they add nothing.
     pub(super) fn estimate(&self, now: Instant, ahead: usize) -> Instant {
         let mut t = now.max(self.hold_until.unwrap_or(now));
         if let Some(quota) = &self.quota {
-            t = t.max(quota.time_for(t, ahead as f64 + 1.0));
+            if let Some(at) = quota.time_for(t, ahead as f64 + 1.0) {
+                t = t.max(at);
+            }
         }
         if !self.quota_paces() {
             if let Some(learner) = &self.learner {

@@ -2,10 +2,12 @@
 //! many requests it will still take, and when it takes more.
 //!
 //! The estimate is a token count. Each release takes one. A response
-//! stating `remaining = r` resets it, counting the other requests in flight
-//! against `r`: they may not have reached the server yet (counting one
-//! twice only makes the gate wait a little early, never late). Replies come
-//! back in any order, so which `r` is the latest depends on the limiter:
+//! stating `remaining = r` resets it, counting against `r` the requests in
+//! flight that the server may not have counted yet: those released after
+//! the one that carried `r`, or shortly before (latency varies). Counting
+//! one twice only makes the gate wait a little early, never late. Replies
+//! come back in any order, so which `r` is the latest depends on the
+//! limiter:
 //!
 //! * windowed: `remaining` only falls until the reset, so the lowest `r` of
 //!   the window is the latest; as replies arrive, fewer requests are left to
@@ -19,10 +21,14 @@
 //! headers do not say:
 //!
 //! * **Windowed** (the draft's reading, and the default): nothing comes back
-//!   until the announced reset; from the reset on, tokens refill at the
-//!   policy's rate `q / w`, spreading the new window instead of bursting into
-//!   it. Without a policy rate the estimate expires at the reset, and the key
-//!   is probed afresh.
+//!   until the announced reset. From the reset on, tokens refill at the
+//!   policy's rate `q / w`, spreading the new window instead of bursting
+//!   into it. Without a policy rate but with a `limit` (GitHub's, OpenAI's
+//!   and Anthropic's headers), the reset brings back the `limit` less every
+//!   request released since the statement: a fixed window has at least that
+//!   then, and so does a bucket whose reset means "full again" (OpenAI,
+//!   Anthropic), which each later request delays. Without either, the
+//!   estimate expires at the reset and the key is probed afresh.
 //! * **Continuous** (token bucket, GCRA, sliding window): tokens refill at
 //!   `q / w` all the time, up to the largest `remaining` ever seen. The gate
 //!   switches to this reading only on evidence: before the reset it stated,
@@ -51,10 +57,15 @@ const EPS: f64 = 1e-9;
 
 #[derive(Debug, Clone)]
 pub(super) struct Quota {
-    /// Refill rate in requests per second (`q / w`), if the policy is known.
+    /// Refill rate in requests per second (`q / w`), if the policy is known
+    /// or, once refill is proven, as inferred from the reset.
     rate: Option<f64>,
+    /// The latest [`Statement::inferred_rate`].
+    inferred: Option<f64>,
     /// Most tokens a fresh window can hold (`q`, or the largest `remaining`).
     limit: f64,
+    /// Whether `limit` was stated rather than guessed.
+    limit_known: bool,
     /// Largest `remaining` seen, plus one: the bucket size of a continuous
     /// limiter.
     burst: f64,
@@ -66,6 +77,9 @@ pub(super) struct Quota {
     continuous: bool,
     /// Smallest `remaining` stated since the last reset (windowed reading).
     floor: f64,
+    /// The `remaining` that `tokens` was last set from: `stated − tokens` is
+    /// what was committed since.
+    stated: f64,
     /// The batch (see [`Grant::generation`]) whose statements set `tokens`,
     /// and its smallest `remaining` (continuous reading).
     batch: u64,
@@ -124,11 +138,21 @@ impl Statement {
         }
         Some((limit as f64 / window.as_secs_f64()).clamp(MIN_RATE, MAX_RATE))
     }
+
+    /// The refill rate if the reset means "full again" (OpenAI's and
+    /// Anthropic's headers say so): the missing units over the time to
+    /// refill them. Used only once the server is seen to refill.
+    fn inferred_rate(&self) -> Option<f64> {
+        let limit = self.limit?;
+        let missing = limit.checked_sub(self.remaining).filter(|&m| m > 0)?;
+        let secs = self.reset.as_secs_f64();
+        (secs > 0.0).then(|| (missing as f64 / secs).clamp(MIN_RATE, MAX_RATE))
+    }
 }
 
 impl Quota {
-    /// A first statement. `others` are the requests in flight besides the
-    /// one that carried it; `next_seq` is the sequence the next release gets.
+    /// A first statement. `others` are the requests in flight that it may
+    /// not count; `next_seq` is the sequence the next release gets.
     pub(super) fn new(
         s: &Statement,
         now: Instant,
@@ -140,13 +164,16 @@ impl Quota {
         let reset = after(now, s.reset);
         Quota {
             rate: s.rate(),
+            inferred: s.inferred_rate(),
             limit: s.limit.map_or(remaining, |l| l as f64).max(1.0),
+            limit_known: s.limit.is_some(),
             burst: remaining + 1.0,
             tokens: remaining - f64::from(others),
             at: now,
             reset,
             continuous: false,
             floor: remaining,
+            stated: remaining,
             batch: grant.generation,
             batch_remaining: remaining,
             evidence: Evidence::new(remaining, now, s.reset, next_seq),
@@ -166,9 +193,15 @@ impl Quota {
         let others = f64::from(others);
         if let Some(rate) = s.rate() {
             self.rate = Some(rate);
+        } else if let Some(inferred) = s.inferred_rate() {
+            self.inferred = Some(inferred);
+            if self.continuous && s.window.is_none() {
+                self.rate = Some(inferred);
+            }
         }
         if let Some(limit) = s.limit {
             self.limit = (limit as f64).max(1.0);
+            self.limit_known = true;
         }
         self.burst = self
             .burst
@@ -192,23 +225,26 @@ impl Quota {
         if self.continuous {
             self.tokens = continuous_tokens;
             self.reset = reset;
-        } else if now >= self.reset {
-            // A new window: resets are rounded up, so it has surely begun.
-            self.floor = remaining;
-            self.tokens = remaining - others;
-            self.reset = reset;
         } else {
-            // Same window: every statement's reset is the window's end
-            // rounded up, so the earliest is the closest.
-            self.floor = self.floor.min(remaining);
+            if now >= self.reset {
+                // A new window: resets are rounded up, so it has surely begun.
+                self.floor = remaining;
+                self.reset = reset;
+            } else {
+                // Same window: every statement's reset is the window's end
+                // rounded up, so the earliest is the closest.
+                self.floor = self.floor.min(remaining);
+                self.reset = self.reset.min(reset);
+            }
+            self.stated = self.floor;
             self.tokens = self.floor - others;
-            self.reset = self.reset.min(reset);
         }
         self.at = now;
         let (valid, tighter, more) = {
             let e = &self.evidence;
             let valid = now < e.until;
-            let refill = self.rate.unwrap_or(0.0) * (secs_between(e.at, now) + JITTER) + 1.0;
+            let rate = self.rate.or(self.inferred).unwrap_or(0.0);
+            let refill = rate * (secs_between(e.at, now) + JITTER) + 1.0;
             let rise = remaining - e.remaining;
             (
                 valid,
@@ -225,7 +261,11 @@ impl Quota {
     }
 
     fn refills_continuously(&mut self, now: Instant) {
-        if self.continuous || self.rate.is_none() {
+        if self.continuous {
+            return;
+        }
+        self.rate = self.rate.or(self.inferred);
+        if self.rate.is_none() {
             return;
         }
         self.tokens = self.available(now);
@@ -252,9 +292,9 @@ impl Quota {
         self.tokens += 1.0;
     }
 
-    /// Windowed without a rate: nothing is known past the reset.
+    /// Windowed without a rate or a limit: nothing is known past the reset.
     pub(super) fn is_stale(&self, now: Instant) -> bool {
-        self.rate.is_none() && now >= self.reset
+        self.rate.is_none() && !self.limit_known && now >= self.reset
     }
 
     pub(super) fn is_continuous(&self) -> bool {
@@ -269,34 +309,38 @@ impl Quota {
         self.available(now) < 1.0 - EPS
     }
 
-    pub(super) fn check(&self, now: Instant) -> Admit {
+    /// Past a rate-less reset with too few tokens, only a new statement can
+    /// tell: wait for a reply, or with none in flight, let one go to ask.
+    pub(super) fn check(&self, now: Instant, in_flight: u32) -> Admit {
         match self.time_for(now, 1.0) {
-            t if t <= now => Admit::Now,
-            t => Admit::At(t),
+            Some(t) if t <= now => Admit::Now,
+            Some(t) => Admit::At(t),
+            None if in_flight == 0 => Admit::Now,
+            None => Admit::OnResponse,
         }
     }
 
-    /// When `need` tokens will be there, if nothing else is learned.
-    pub(super) fn time_for(&self, now: Instant, need: f64) -> Instant {
+    /// When `need` tokens will be there if nothing else is learned; `None`
+    /// if that cannot be foreseen.
+    pub(super) fn time_for(&self, now: Instant, need: f64) -> Option<Instant> {
         if self.available(now) >= need - EPS {
-            return now;
+            return Some(now);
         }
         let Some(rate) = self.rate else {
-            return self.reset.max(now);
+            // What comes back comes at the reset; past it, only news helps.
+            return (now < self.reset).then_some(self.reset);
         };
         let from = self.refill_start().max(now);
         let have = self.available(from);
         if have >= need - EPS {
-            return from;
+            return Some(from);
         }
         if need > self.cap() + EPS {
             // More than the bucket ever holds: the wait for the last token.
-            return after_secs(
-                from,
-                (self.cap() - have).max(0.0) / rate + (need - self.cap()) / rate,
-            );
+            let secs = (self.cap() - have).max(0.0) / rate + (need - self.cap()) / rate;
+            return Some(after_secs(from, secs));
         }
-        after_secs(from, (need - have) / rate)
+        Some(after_secs(from, (need - have) / rate))
     }
 
     fn refill_start(&self) -> Instant {
@@ -317,6 +361,10 @@ impl Quota {
 
     fn available(&self, now: Instant) -> f64 {
         let Some(rate) = self.rate else {
+            if self.limit_known && self.at < self.reset && now >= self.reset {
+                // The limit, less what was committed since the statement.
+                return (self.limit - self.stated + self.tokens).min(self.limit);
+            }
             return self.tokens;
         };
         let from = self.refill_start();
@@ -354,6 +402,15 @@ mod tests {
         }
     }
 
+    fn statement_limit(remaining: u64, reset: u64, limit: u64) -> Statement {
+        Statement {
+            remaining,
+            reset: Duration::from_secs(reset),
+            limit: Some(limit),
+            window: None,
+        }
+    }
+
     fn statement(remaining: u64, reset: u64, policy: Option<(u64, u64)>) -> Statement {
         Statement {
             remaining,
@@ -367,9 +424,9 @@ mod tests {
     fn remaining_zero_waits_for_the_reset_then_spreads_the_window() {
         let now = Instant::now();
         let q = Quota::new(&statement(0, 30, Some((60, 60))), now, g(now, 1), 0, 2);
-        assert_eq!(q.check(now), Admit::At(now + Duration::from_secs(31)));
+        assert_eq!(q.check(now, 0), Admit::At(now + Duration::from_secs(31)));
         // The tenth token of the new window comes 10 s after the reset, not at it.
-        let t = q.time_for(now, 10.0);
+        let t = q.time_for(now, 10.0).unwrap();
         assert_eq!(t, now + Duration::from_secs(40));
     }
 
@@ -377,11 +434,29 @@ mod tests {
     fn in_flight_requests_count_against_remaining() {
         let now = Instant::now();
         let mut q = Quota::new(&statement(3, 10, None), now, g(now, 1), 2, 4);
-        assert_eq!(q.check(now), Admit::Now);
+        assert_eq!(q.check(now, 0), Admit::Now);
         q.on_grant(now);
         assert!(q.is_exhausted(now));
-        assert_eq!(q.check(now), Admit::At(now + Duration::from_secs(10)));
+        assert_eq!(q.check(now, 0), Admit::At(now + Duration::from_secs(10)));
         assert!(q.is_stale(now + Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn a_known_limit_comes_back_at_the_reset_less_what_was_committed() {
+        let now = Instant::now();
+        let q = Quota::new(&statement_limit(0, 10, 60), now, g(now, 1), 5, 2);
+        assert_eq!(q.check(now, 0), Admit::At(now + Duration::from_secs(10)));
+        let reset = now + Duration::from_secs(10);
+        assert!(!q.is_stale(reset));
+        assert!((q.available(reset) - 55.0).abs() < 1e-9);
+        let mut q = q;
+        q.on_grant(reset);
+        assert!((q.available(reset) - 54.0).abs() < 1e-9);
+        // Releases before the reset are taken from what it brings back.
+        let mut q = Quota::new(&statement_limit(3, 10, 60), now, g(now, 1), 0, 2);
+        q.on_grant(now);
+        q.on_grant(now);
+        assert!((q.available(reset) - 58.0).abs() < 1e-9);
     }
 
     #[test]
@@ -435,10 +510,13 @@ mod tests {
         assert!(q.is_continuous());
         q.update(&statement(0, 1, Some((100, 1))), later, g(later, 3), 0, 4);
         // Next token in 10 ms at 100/s, not at the 1 s reset.
-        assert_eq!(q.check(later), Admit::At(later + Duration::from_millis(10)));
+        assert_eq!(
+            q.check(later, 0),
+            Admit::At(later + Duration::from_millis(10))
+        );
         q.on_throttle(later);
         assert_eq!(
-            q.check(later),
+            q.check(later, 0),
             Admit::At(later + Duration::from_millis(1010))
         );
     }
@@ -494,7 +572,7 @@ mod tests {
         }
         assert!(!q.continuous);
         assert!(matches!(
-            q.check(now + Duration::from_secs(1)),
+            q.check(now + Duration::from_secs(1), 0),
             Admit::At(_)
         ));
     }
@@ -509,7 +587,7 @@ mod tests {
             window: Some(Duration::from_nanos(1)),
         };
         let mut q = Quota::new(&s, now, g(now, 1), u32::MAX, 2);
-        let _ = q.check(now);
+        let _ = q.check(now, 0);
         let _ = q.time_for(now, 1e300);
         q.on_grant(now);
         q.update(&s, now, g(now, 2), u32::MAX, 3);

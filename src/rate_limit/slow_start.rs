@@ -18,10 +18,11 @@ const INITIAL_WINDOW: u32 = 1;
 /// slow start ends and the key is no longer limited.
 const OPEN_WINDOW: u32 = 4096;
 
-/// If the window stays full this long after the last release or growth
-/// (no response came back), it doubles anyway, so that a slow service (an
-/// LLM call of 30 s) does not serialise every caller behind its probe.
-pub(super) const STALL_TICK: Duration = Duration::from_millis(500);
+/// If the window stays full this long after the last release or growth (no
+/// response came back), it grows by one anyway, so that a slow service (an
+/// LLM call of 30 s) does not serialise every caller behind its probe —
+/// slowly, since nothing is known yet: at most one extra request a second.
+pub(super) const STALL_TICK: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub(super) struct SlowStart {
@@ -43,7 +44,7 @@ impl SlowStart {
         }
         let tick = after(self.grown_at, STALL_TICK);
         if now >= tick {
-            self.window = self.window.saturating_mul(2);
+            self.window = self.window.saturating_add(1);
             self.grown_at = now;
             if in_flight < self.window {
                 return Admit::Now;
@@ -89,7 +90,7 @@ mod tests {
     }
 
     #[test]
-    fn a_stalled_window_doubles_after_the_tick() {
+    fn a_stalled_window_grows_by_one_after_the_tick() {
         let now = Instant::now();
         let mut ss = SlowStart::new(now);
         assert_eq!(ss.check(now, 1), Admit::At(now + STALL_TICK));

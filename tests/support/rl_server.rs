@@ -25,6 +25,10 @@ pub enum Mode {
     Bare,
     /// gRPC trailers-only `RESOURCE_EXHAUSTED` with `grpc-retry-pushback-ms`.
     Grpc,
+    /// OpenAI's `x-ratelimit-{limit,remaining,reset}-requests` on every
+    /// response (reset: time until the bucket is full again, as `"1.5s"`),
+    /// a bare 429 when over.
+    OpenAi,
     /// A fixed window of `q` calls per `w` seconds (not a token bucket),
     /// with IETF `RateLimit-Policy` + `RateLimit` on every response and
     /// `Retry-After` on 429s.
@@ -38,6 +42,9 @@ struct Bucket {
     tokens: f64,
     last: Instant,
     seed: u64,
+    /// Each way: `base` plus up to `spread`.
+    base: Duration,
+    spread: Duration,
     calls: u64,
     throttled: u64,
     /// Until this instant every call is throttled (for hold tests).
@@ -54,12 +61,14 @@ impl Bucket {
         self.last = now;
     }
 
-    /// A latency of 4–8 ms, pseudo-random but deterministic.
+    /// A latency of `base` plus up to `spread`, pseudo-random but
+    /// deterministic.
     fn latency(&mut self) -> Duration {
         self.seed ^= self.seed << 13;
         self.seed ^= self.seed >> 7;
         self.seed ^= self.seed << 17;
-        Duration::from_micros(4_000 + self.seed % 4_000)
+        let spread = self.spread.as_micros().max(1) as u64;
+        self.base + Duration::from_micros(self.seed % spread)
     }
 }
 
@@ -87,6 +96,8 @@ impl MockServer {
                 tokens: burst,
                 last: Instant::now(),
                 seed: 0x9E37_79B9_7F4A_7C15,
+                base: Duration::from_millis(4),
+                spread: Duration::from_millis(4),
                 calls: 0,
                 throttled: 0,
                 closed_until: None,
@@ -95,6 +106,16 @@ impl MockServer {
             })),
             mode,
         }
+    }
+
+    /// Each-way latency of `base` plus up to `spread` (default 4 + 4 ms).
+    pub fn with_latency(self, base: Duration, spread: Duration) -> Self {
+        {
+            let mut b = self.bucket.lock().unwrap();
+            b.base = base;
+            b.spread = spread;
+        }
+        self
     }
 
     pub fn counts(&self) -> Counts {
@@ -177,6 +198,18 @@ impl MockServer {
                     h.insert("retry-after", hv(&retry_after_secs.to_string()));
                 }
             }
+            Mode::OpenAi => {
+                let full = (b.burst - b.tokens).max(0.0) / b.rate;
+                h.insert(
+                    "x-ratelimit-limit-requests",
+                    hv(&(b.burst as u64).to_string()),
+                );
+                h.insert(
+                    "x-ratelimit-remaining-requests",
+                    hv(&(b.tokens.floor().max(0.0) as u64).to_string()),
+                );
+                h.insert("x-ratelimit-reset-requests", hv(&format!("{:.3}s", full)));
+            }
             Mode::Bare | Mode::FixedWindow { .. } => {}
             Mode::Grpc => {
                 h.insert("content-type", hv("application/grpc"));
@@ -233,7 +266,7 @@ impl MockServer {
     }
 
     /// A service answering like this server, after a request and a response
-    /// latency of 4–8 ms each.
+    /// latency (4–8 ms each by default).
     pub fn service<B: Send + 'static>(
         &self,
     ) -> impl tower::Service<
