@@ -31,25 +31,33 @@
 //! * **Hold.** After a throttle with a wait hint, no request for the key
 //!   goes before the hint has passed; waiting requests are woken by a timer,
 //!   never by polling. After `remaining = 0`, none goes before the reset.
-//! * **Pace to the stated quota.** With `remaining` and a reset known,
-//!   requests in flight count against `remaining`, and once it is used up
-//!   releases follow the policy's rate (`q / w`) from the reset on, spread
-//!   over the window rather than bursting at its start. If the server is
-//!   seen to refill continuously (a token bucket: it accepted more than it
-//!   said it had left, before the reset), releases follow its rate at once.
+//! * **Pace to the stated quota.** The gate keeps an estimate of what the
+//!   server still takes: the `remaining` it stated, less the requests in
+//!   flight it may not have counted yet (those sent after the one that
+//!   carried the statement). Read as a fixed window by default, the quota
+//!   comes back at the reset — spread at the policy's rate `q / w` if one is
+//!   stated, rather than in a burst — or, with only a `limit` known, as much
+//!   of the limit as was not committed since. Once the server is seen to
+//!   refill continuously (a token bucket: it stated a larger `remaining` for
+//!   a later request, before its reset, by no more than its rate could
+//!   refill), releases follow its rate at once.
 //! * **Learn the rate** of a server that only says "429, Retry-After": each
 //!   throttle measures how many requests the server accepted in the period
 //!   before it; two periods give the server's sustained rate with its burst
 //!   taken out, and the gate paces just under it, probing upward slowly.
 //!   Where that fit is meaningless it falls back to multiplicative decrease
-//!   (β = 0.7, as the AWS SDKs' adaptive mode).
+//!   (β = 0.7, as the AWS SDKs' adaptive mode), never below the rate the
+//!   server sustained from one throttle to the next.
 //! * **Slow start** for a key it knows nothing about: one probe, then the
 //!   number in flight grows by one per accepted response (doubling per round
-//!   trip) until headers or a throttle say what the limit is.
+//!   trip) until headers or a throttle say what the limit is. While no
+//!   response comes back, the window still grows by one a second, so a slow
+//!   service does not serialise every caller behind its probe.
 //! * **Short-circuit**: a request that would wait longer than
 //!   [`max_wait`](RateLimitAwareLayer::max_wait) gets, at once and without
 //!   reaching the server, a local `429` with `Retry-After` and the
-//!   [`LocalRateLimited`] extension.
+//!   [`LocalRateLimited`] extension. Requests already waiting are refused the
+//!   same way as soon as a new hold makes their wait too long.
 //!
 //! Malformed, negative, huge or contradictory header values are ignored or
 //! capped: no hold lasts longer than
