@@ -49,6 +49,8 @@ struct Bucket {
     throttled: u64,
     /// Until this instant every call is throttled (for hold tests).
     closed_until: Option<Instant>,
+    /// Fixed-window mode: the current window's index and calls in it.
+    window: (u64, u64),
     /// Every decision: (time since creation, accepted).
     log: Vec<(Duration, bool)>,
     born: Instant,
@@ -101,6 +103,7 @@ impl MockServer {
                 calls: 0,
                 throttled: 0,
                 closed_until: None,
+                window: (0, 0),
                 log: Vec::new(),
                 born: Instant::now(),
             })),
@@ -234,23 +237,20 @@ impl MockServer {
         let mut b = self.bucket.lock().unwrap();
         b.calls += 1;
         let since = now.saturating_duration_since(b.born).as_secs_f64();
-        let window = (since / w as f64).floor();
-        if window != b.tokens {
-            // `tokens` holds the current window's index, `seed`-free counter
-            // in `burst`: reuse the fields rather than widen the struct.
-            b.tokens = window;
-            b.burst = 0.0;
+        let index = (since / w as f64) as u64;
+        if b.window.0 != index {
+            b.window = (index, 0);
         }
-        let ok = (b.burst as u64) < q;
+        let ok = b.window.1 < q;
         if ok {
-            b.burst += 1.0;
+            b.window.1 += 1;
         } else {
             b.throttled += 1;
         }
-        let t = b.born.elapsed().as_secs_f64();
-        b.log.push((Duration::from_secs_f64(t), ok));
-        let r = q - b.burst as u64;
-        let reset = ((window + 1.0) * w as f64 - since).ceil() as u64;
+        let t = now.saturating_duration_since(b.born);
+        b.log.push((t, ok));
+        let r = q - b.window.1;
+        let reset = ((index + 1) as f64 * w as f64 - since).ceil() as u64;
         let mut h = HeaderMap::new();
         h.insert("ratelimit-policy", hv(&format!("\"default\";q={q};w={w}")));
         h.insert("ratelimit", hv(&format!("\"default\";r={r};t={reset}")));
