@@ -26,6 +26,8 @@ pub mod classify;
 mod duration;
 pub mod headers;
 mod jitter;
+#[cfg(feature = "reqwest-middleware")]
+pub mod reqwest;
 pub mod retry;
 mod rng;
 pub mod schedule;
