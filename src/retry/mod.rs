@@ -52,10 +52,12 @@ use crate::schedule::{Constant, Decorrelated, Exponential, Fibonacci, Linear};
 use crate::{BackoffRng, Jitter, Schedule};
 
 mod event;
+mod future;
 mod policy;
 mod request;
 
 pub use event::{GiveUp, RetryEvent};
+pub use future::Backoff;
 #[cfg(feature = "reqwest-middleware")]
 pub(crate) use request::is_idempotent_request;
 pub use request::{Attempt, Idempotency, ReplayBody, RetryRequest};
@@ -236,6 +238,16 @@ impl<C> BackoffRetryLayer<C> {
     }
 
     /// Which requests may be sent twice (default [`Idempotency::Auto`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_backoff::{BackoffRetryLayer, Idempotency};
+    ///
+    /// // Every endpoint behind this client de-duplicates requests itself.
+    /// let layer = BackoffRetryLayer::exponential(Duration::from_millis(100), Duration::from_secs(10))
+    ///     .idempotency(Idempotency::AllIdempotent);
+    /// # let _ = layer;
+    /// ```
     pub fn idempotency(mut self, idempotency: Idempotency) -> Self {
         self.config_mut().idempotency = idempotency;
         self
@@ -252,6 +264,22 @@ impl<C> BackoffRetryLayer<C> {
 
     /// Call `hook` before every retry with the attempt about to be sent, its
     /// delay and the reason (for metrics; keep it quick, it runs inline).
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use tower_backoff::BackoffRetryLayer;
+    ///
+    /// let retries = Arc::new(AtomicU64::new(0));
+    /// let counter = retries.clone();
+    /// let layer = BackoffRetryLayer::exponential(Duration::from_millis(100), Duration::from_secs(10))
+    ///     .on_retry(move |event| {
+    ///         counter.fetch_add(1, Ordering::Relaxed);
+    ///         eprintln!("attempt {} in {:?} after {:?}", event.attempt, event.delay, event.reason);
+    ///     });
+    /// # let _ = layer;
+    /// ```
     pub fn on_retry<F>(mut self, hook: F) -> Self
     where
         F: Fn(&RetryEvent) + Send + Sync + 'static,
