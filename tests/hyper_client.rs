@@ -136,3 +136,65 @@ async fn streamed_body_over_the_cap_is_sent_once_whole_and_not_retried() {
     assert_eq!(received[0].body, big, "not truncated");
     assert!(events.is_empty());
 }
+
+/// A bare hyper proxy: the body it forwards is the server's own
+/// `hyper::body::Incoming`, buffered under the cap.
+async fn hyper_proxy(upstream: std::net::SocketAddr) -> std::net::SocketAddr {
+    type Proxied = Client<HttpConnector, BufferedBody<hyper::body::Incoming>>;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client: Proxied = Client::builder(TokioExecutor::new()).build_http();
+    let retrying = ServiceBuilder::new()
+        .layer(
+            BackoffRetryLayer::exponential(Duration::from_millis(2), Duration::from_millis(50))
+                .buffered(CAP),
+        )
+        .service(client);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let retrying = retrying.clone();
+            let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                let (mut parts, body) = req.into_parts();
+                let path = parts.uri.path().to_string();
+                parts.uri = format!("http://{upstream}{path}").parse().unwrap();
+                parts.headers.remove(http::header::HOST);
+                retrying.clone().oneshot(Request::from_parts(parts, body))
+            });
+            tokio::spawn(async move {
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// PUTs `body` through the proxy to an upstream answering 503, then 200.
+async fn through_proxy(body: Vec<u8>) -> (u16, Vec<Received>) {
+    let (upstream, log) = serve_recorded(vec![reply(503), reply(200)]).await;
+    let proxy = hyper_proxy(upstream).await;
+    let req = Request::put(format!("http://{proxy}/items/1"))
+        .body(http_body_util::Full::new(Bytes::from(body)))
+        .unwrap();
+    let res = support::http_client().request(req).await.unwrap();
+    let received = log.lock().unwrap().clone();
+    (res.status().as_u16(), received)
+}
+
+#[tokio::test]
+async fn proxied_incoming_body_is_replayed_under_the_cap_and_sent_once_over_it() {
+    let (status, received) = through_proxy(b"tiny".to_vec()).await;
+    assert_eq!((status, received.len()), (200, 2), "replayed after the 503");
+    assert!(received.iter().all(|r| r.body == "tiny"));
+
+    let big = vec![b'x'; 1024];
+    let (status, received) = through_proxy(big.clone()).await;
+    assert_eq!(
+        (status, received.len()),
+        (503, 1),
+        "over the cap: sent once"
+    );
+    assert_eq!(received[0].body, big, "not truncated");
+}
