@@ -43,6 +43,8 @@ mod duration;
 pub mod headers;
 mod jitter;
 pub mod rate_limit;
+#[cfg(feature = "reqwest-middleware")]
+pub mod reqwest;
 pub mod retry;
 mod rng;
 pub mod schedule;
