@@ -6,7 +6,7 @@
 //!   pluggable [`Schedule`], randomised by [`Jitter`], within attempt, time and
 //!   budget limits, honouring `Retry-After`, and never replaying a request
 //!   that is unsafe to send twice.
-//! * [`RateLimitAwareLayer`] reads what servers say about their limits and
+//! * `RateLimitAwareLayer` reads what servers say about their limits and
 //!   holds or paces requests so the client stops sending calls that can only
 //!   get `429 Too Many Requests`.
 //!
@@ -20,12 +20,16 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+pub mod budget;
+pub mod classify;
 mod duration;
-mod jitter;
-mod rng;
 pub mod headers;
+mod jitter;
+pub mod retry;
+mod rng;
 pub mod schedule;
 
 pub use jitter::Jitter;
+pub use retry::{Attempt, BackoffRetryLayer, Idempotency, ReplayBody, RetryRequest};
 pub use rng::BackoffRng;
 pub use schedule::Schedule;

@@ -1,0 +1,316 @@
+//! [`BackoffRetryLayer`]: retry with a backoff schedule, jitter, limits, a
+//! shared budget, `Retry-After`, and safe handling of non-idempotent and
+//! non-replayable requests.
+//!
+//! The layer is also the [`tower::retry::Policy`]: `.layer(BackoffRetryLayer::..)`
+//! wraps a service in `tower::retry::Retry<BackoffRetryLayer, S>`, and
+//! `tower::retry::RetryLayer::new(BackoffRetryLayer::..)` works too.
+//!
+//! For every failed attempt the policy, in order: classifies the result
+//! ([`HttpClassifier`] by default); stops if it is not retryable, if the
+//! request is not idempotent and the failure does not prove it unprocessed,
+//! if `max_attempts` is reached, or if the server's `Retry-After` exceeds the
+//! cap; draws the delay from the schedule and jitter and raises it to the
+//! server's `Retry-After`; stops if the next attempt would start after
+//! `max_elapsed`; asks the budget; and finally waits and retries.
+//!
+//! ```
+//! use std::time::Duration;
+//! use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
+//! use tower_backoff::BackoffRetryLayer;
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! let calls = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+//! let counter = calls.clone();
+//! let flaky = service_fn(move |_req: http::Request<String>| {
+//!     let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+//!     async move {
+//!         let status = if n < 2 { 503 } else { 200 };
+//!         Ok::<_, std::convert::Infallible>(http::Response::builder().status(status).body(()).unwrap())
+//!     }
+//! });
+//! let mut svc = ServiceBuilder::new()
+//!     .layer(BackoffRetryLayer::exponential(Duration::from_millis(100), Duration::from_secs(10)))
+//!     .service(flaky);
+//! let res = svc.ready().await.unwrap().call(http::Request::new(String::new())).await.unwrap();
+//! assert_eq!(res.status(), 200);
+//! assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 3);
+//! # }
+//! ```
+
+use std::fmt;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::budget::{RetryBudget, RetryCost};
+use crate::classify::{FnClassifier, HttpClassifier};
+use crate::schedule::{Constant, Decorrelated, Exponential, Fibonacci, Linear};
+use crate::{BackoffRng, Jitter, Schedule};
+
+mod event;
+mod policy;
+mod request;
+
+pub use event::{GiveUp, RetryEvent};
+pub use request::{Attempt, Idempotency, ReplayBody, RetryRequest};
+
+type Hook = Arc<dyn Fn(&RetryEvent) + Send + Sync>;
+
+/// Retry with backoff: a [`tower::Layer`] and the [`tower::retry::Policy`]
+/// it installs.
+///
+/// Defaults: 5 attempts in all (seed 001's `max_attempts`), [`Jitter::Full`]
+/// (none for [`decorrelated`](Self::decorrelated), which is its own jitter),
+/// `Retry-After` honoured up to the schedule's cap, no time limit, no budget,
+/// [`HttpClassifier`], [`Idempotency::Auto`], an entropy-seeded random source.
+///
+/// Clones share the configuration and the budget; each request gets its own
+/// copy of the per-request state (attempt count, start time, last delay).
+pub struct BackoffRetryLayer<C = HttpClassifier> {
+    config: Arc<Config>,
+    classifier: C,
+    state: RequestState,
+}
+
+#[derive(Clone)]
+struct Config {
+    schedule: Arc<dyn Schedule + Send + Sync>,
+    jitter: Jitter,
+    max_attempts: u32,
+    max_elapsed: Option<Duration>,
+    max_retry_after: Option<Duration>,
+    budget: Option<Arc<dyn RetryBudget>>,
+    honor_retry_after: bool,
+    idempotency: Idempotency,
+    on_retry: Option<Hook>,
+    seed: u64,
+    /// Numbers the requests that need randomness, so that each gets its own
+    /// stream derived from `seed` without a shared lock.
+    streams: Arc<AtomicU64>,
+}
+
+/// Per-request state; tower clones the policy for every request.
+#[derive(Clone, Default)]
+struct RequestState {
+    /// Attempts completed so far.
+    attempts: u32,
+    start: Option<Instant>,
+    prev_delay: Duration,
+    last_cost: Option<RetryCost>,
+    rng: Option<BackoffRng>,
+}
+
+impl<C: Clone> Clone for BackoffRetryLayer<C> {
+    fn clone(&self) -> Self {
+        BackoffRetryLayer {
+            config: self.config.clone(),
+            classifier: self.classifier.clone(),
+            state: self.state.clone(),
+        }
+    }
+}
+
+impl<C: fmt::Debug> fmt::Debug for BackoffRetryLayer<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.config;
+        f.debug_struct("BackoffRetryLayer")
+            .field("max_delay", &c.schedule.max_delay())
+            .field("jitter", &c.jitter)
+            .field("max_attempts", &c.max_attempts)
+            .field("max_elapsed", &c.max_elapsed)
+            .field("honor_retry_after", &c.honor_retry_after)
+            .field("idempotency", &c.idempotency)
+            .field("budget", &c.budget.is_some())
+            .field("classifier", &self.classifier)
+            .finish()
+    }
+}
+
+impl BackoffRetryLayer {
+    /// Retry along any [`Schedule`].
+    pub fn new<S: Schedule + Send + Sync + 'static>(schedule: S) -> Self {
+        BackoffRetryLayer {
+            config: Arc::new(Config {
+                schedule: Arc::new(schedule),
+                jitter: Jitter::Full,
+                max_attempts: 5,
+                max_elapsed: None,
+                max_retry_after: None,
+                budget: None,
+                honor_retry_after: true,
+                idempotency: Idempotency::Auto,
+                on_retry: None,
+                seed: BackoffRng::from_entropy().next_u64(),
+                streams: Arc::new(AtomicU64::new(0)),
+            }),
+            classifier: HttpClassifier,
+            state: RequestState::default(),
+        }
+    }
+
+    /// `base × 2^n`, capped at `max_delay` ([`Exponential`]).
+    pub fn exponential(base: Duration, max_delay: Duration) -> Self {
+        Self::new(Exponential::new(base, max_delay))
+    }
+
+    /// `step × (n + 1)`, capped at `max_delay` ([`Linear`]).
+    pub fn linear(step: Duration, max_delay: Duration) -> Self {
+        Self::new(Linear::new(step, max_delay))
+    }
+
+    /// The same `delay` before every retry ([`Constant`]); `Retry-After` up to
+    /// `delay` is honoured (raise it with [`max_retry_after`](Self::max_retry_after)).
+    pub fn constant(delay: Duration) -> Self {
+        Self::new(Constant::new(delay))
+    }
+
+    /// `base × F(n + 1)`, capped at `max_delay` ([`Fibonacci`]).
+    pub fn fibonacci(base: Duration, max_delay: Duration) -> Self {
+        Self::new(Fibonacci::new(base, max_delay))
+    }
+
+    /// AWS decorrelated jitter, `min(max_delay, U(base, 3 × previous))`
+    /// ([`Decorrelated`]); jitter defaults to [`Jitter::None`] since the
+    /// schedule is random by itself.
+    pub fn decorrelated(base: Duration, max_delay: Duration) -> Self {
+        Self::new(Decorrelated::new(base, max_delay)).jitter(Jitter::None)
+    }
+}
+
+impl<C> BackoffRetryLayer<C> {
+    fn config_mut(&mut self) -> &mut Config {
+        Arc::make_mut(&mut self.config)
+    }
+
+    /// Attempts in all, the first included (default 5). `0` and `1` both
+    /// mean "never retry".
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.config_mut().max_attempts = attempts;
+        self
+    }
+
+    /// No attempt starts later than `elapsed` after the first one started,
+    /// and no wait runs past that deadline (default: no limit). Measured on
+    /// `tokio::time::Instant`, so paused-clock tests and wall-clock jumps
+    /// behave.
+    pub fn max_elapsed(mut self, elapsed: Duration) -> Self {
+        self.config_mut().max_elapsed = Some(elapsed);
+        self
+    }
+
+    /// How delays are randomised (default [`Jitter::Full`]).
+    pub fn jitter(mut self, jitter: Jitter) -> Self {
+        self.config_mut().jitter = jitter;
+        self
+    }
+
+    /// Limit retries with a budget shared by every clone of this layer and of
+    /// its services: any [`tower::retry::budget::Budget`] such as `TpsBudget`,
+    /// or [`GrpcThrottle`](crate::budget::GrpcThrottle) /
+    /// [`RetryQuota`](crate::budget::RetryQuota). Default: none.
+    pub fn budget<B: RetryBudget + 'static>(mut self, budget: B) -> Self {
+        self.config_mut().budget = Some(Arc::new(budget));
+        self
+    }
+
+    /// Honour the server's `Retry-After` / `retry-after-ms` /
+    /// `grpc-retry-pushback-ms` (default true): the wait is the larger of the
+    /// schedule's delay and the server's, and a server asking for longer than
+    /// the cap gets its response returned at once instead of a long sleep.
+    pub fn honor_retry_after(mut self, honor: bool) -> Self {
+        self.config_mut().honor_retry_after = honor;
+        self
+    }
+
+    /// The longest server-requested wait to honour (default: the schedule's
+    /// `max_delay`, as in seed 001). Longer requests end the retries.
+    pub fn max_retry_after(mut self, cap: Duration) -> Self {
+        self.config_mut().max_retry_after = Some(cap);
+        self
+    }
+
+    /// Which requests may be sent twice (default [`Idempotency::Auto`]).
+    pub fn idempotency(mut self, idempotency: Idempotency) -> Self {
+        self.config_mut().idempotency = idempotency;
+        self
+    }
+
+    /// Seed the random source, making delays reproducible for a given order
+    /// of requests (default: seeded from the OS).
+    pub fn seed(mut self, seed: u64) -> Self {
+        let config = self.config_mut();
+        config.seed = seed;
+        config.streams = Arc::new(AtomicU64::new(0));
+        self
+    }
+
+    /// Call `hook` before every retry with the attempt about to be sent, its
+    /// delay and the reason (for metrics; keep it quick, it runs inline).
+    pub fn on_retry<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&RetryEvent) + Send + Sync + 'static,
+    {
+        self.config_mut().on_retry = Some(Arc::new(hook));
+        self
+    }
+
+    /// Replace the classification with a closure returning a [`Decision`].
+    /// This also makes the layer usable for request types other than HTTP
+    /// (they implement [`RetryRequest`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
+    /// use tower_backoff::{classify::{Decision, Reason}, BackoffRetryLayer, RetryRequest};
+    ///
+    /// #[derive(Debug)]
+    /// struct Query(&'static str);
+    /// impl RetryRequest for Query {
+    ///     fn try_clone(&self) -> Option<Self> { Some(Query(self.0)) }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let layer = BackoffRetryLayer::constant(Duration::from_millis(10))
+    ///     .classify(|_req: &Query, res: Result<&u32, &String>| match res {
+    ///         Ok(_) => Decision::success(),
+    ///         Err(e) if e == "busy" => Decision::retry(Reason::Custom("busy")),
+    ///         Err(_) => Decision::fail(Reason::Error),
+    ///     });
+    /// let mut tries = 0;
+    /// let mut svc = ServiceBuilder::new().layer(layer).service(service_fn(move |q: Query| {
+    ///     tries += 1;
+    ///     let out = if tries < 3 { Err("busy".to_string()) } else { Ok(q.0.len() as u32) };
+    ///     async move { out }
+    /// }));
+    /// assert_eq!(svc.ready().await.unwrap().call(Query("four")).await, Ok(4));
+    /// # }
+    /// ```
+    pub fn classify<F>(self, classifier: F) -> BackoffRetryLayer<FnClassifier<F>> {
+        self.classifier(FnClassifier(classifier))
+    }
+
+    /// Replace the classification with any [`Classify`](crate::classify::Classify) implementation.
+    pub fn classifier<C2>(self, classifier: C2) -> BackoffRetryLayer<C2> {
+        BackoffRetryLayer {
+            config: self.config,
+            classifier,
+            state: self.state,
+        }
+    }
+}
+
+impl<S, C: Clone> tower_layer::Layer<S> for BackoffRetryLayer<C> {
+    type Service = tower::retry::Retry<BackoffRetryLayer<C>, S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        let mut policy = self.clone();
+        policy.state = RequestState::default();
+        tower::retry::Retry::new(policy, inner)
+    }
+}
+

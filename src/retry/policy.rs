@@ -1,0 +1,170 @@
+//! The `tower::retry::Policy` implementation: one decision per attempt.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::time::{Instant, Sleep};
+use tower::retry::Policy;
+
+use super::{BackoffRetryLayer, GiveUp, Idempotency, RetryEvent, RetryRequest};
+use crate::budget::RetryCost;
+use crate::classify::{Classify, Decision};
+use crate::rng::mix64;
+use crate::BackoffRng;
+
+impl<Req, Res, E, C> Policy<Req, Res, E> for BackoffRetryLayer<C>
+where
+    Req: RetryRequest,
+    C: Classify<Req, Res, E>,
+{
+    type Future = Sleep;
+
+    fn retry(&mut self, req: &mut Req, result: &mut Result<Res, E>) -> Option<Sleep> {
+        let decision = self.classifier.classify(req, result.as_ref());
+        let attempt = self.state.attempts.saturating_add(1);
+        self.state.attempts = attempt;
+        match self.plan_retry(req, &decision, attempt) {
+            Ok(delay) => {
+                req.set_attempt(attempt.saturating_add(1));
+                Some(tokio::time::sleep(delay))
+            }
+            Err(None) => None,
+            Err(Some(why)) => {
+                tracing::debug!(
+                    target: "tower_backoff::retry",
+                    attempt,
+                    reason = ?decision.reason(),
+                    why = %why,
+                    "giving up; returning the last response"
+                );
+                None
+            }
+        }
+    }
+
+    fn clone_request(&mut self, req: &Req) -> Option<Req> {
+        let first = self.state.attempts == 0;
+        if first && self.config.max_elapsed.is_some() {
+            // tower calls this on the service's own policy right before it
+            // clones that policy for the request: the start time travels with
+            // the clone.
+            self.state.start = Some(Instant::now());
+        }
+        let copy = req.try_clone();
+        if copy.is_none() && first {
+            // tower#690: a `None` here silently disables retries; say so once.
+            tracing::debug!(
+                target: "tower_backoff::retry",
+                "request cannot be replayed (streaming or non-clonable body); it is sent once and never retried: buffer it with BackoffRetryLayer::buffered or BufferBodyLayer"
+            );
+        }
+        copy
+    }
+}
+
+impl<C> BackoffRetryLayer<C> {
+    /// The delay before the next attempt, `Err(None)` when the attempt ended
+    /// the request (success or a final failure), or `Err(Some(why))` when a
+    /// retryable failure is not retried.
+    fn plan_retry<Req: RetryRequest>(
+        &mut self,
+        req: &Req,
+        decision: &Decision,
+        attempt: u32,
+    ) -> Result<Duration, Option<GiveUp>> {
+        let config = &*self.config;
+        let budget = config.budget.as_deref();
+        if attempt == 1 {
+            if let Some(b) = budget {
+                b.deposit();
+            }
+        }
+        if decision.is_success() {
+            if let Some(b) = budget {
+                b.on_success(self.state.last_cost);
+            }
+            return Err(None);
+        }
+        if !decision.is_retryable() {
+            return Err(None);
+        }
+        let cost = if decision.is_timeout() {
+            RetryCost::Timeout
+        } else {
+            RetryCost::Normal
+        };
+        if let Some(b) = budget {
+            b.on_failure(cost);
+        }
+
+        let may_replay = decision.is_not_processed()
+            || match config.idempotency {
+                Idempotency::Auto => req.is_idempotent(),
+                Idempotency::AllIdempotent => true,
+                Idempotency::NoneIdempotent => false,
+            };
+        if !may_replay {
+            return Err(Some(GiveUp::NotIdempotent));
+        }
+        if attempt >= config.max_attempts {
+            return Err(Some(GiveUp::Attempts));
+        }
+
+        let cap = config.schedule.max_delay();
+        let hint = decision.retry_after().filter(|_| config.honor_retry_after);
+        if hint.is_some_and(|h| h > config.max_retry_after.unwrap_or(cap)) {
+            return Err(Some(GiveUp::RetryAfterTooLong));
+        }
+
+        let rng = self.state.rng.get_or_insert_with(|| {
+            let stream = config.streams.fetch_add(1, Ordering::Relaxed);
+            BackoffRng::seeded(mix64(config.seed ^ mix64(stream)))
+        });
+        let base = config
+            .schedule
+            .delay(attempt - 1, self.state.prev_delay, rng)
+            .ok_or(Some(GiveUp::ScheduleExhausted))?
+            .min(cap);
+        let jittered = config.jitter.apply(base, cap, rng);
+        let delay = hint.map_or(jittered, |h| h.max(jittered));
+
+        if let Some(max_elapsed) = config.max_elapsed {
+            let now = Instant::now();
+            let start = *self.state.start.get_or_insert(now);
+            let deadline = start.checked_add(max_elapsed);
+            let next_start = now.checked_add(delay);
+            if matches!((next_start, deadline), (Some(n), Some(d)) if n > d)
+                || (next_start.is_none() && deadline.is_some())
+            {
+                return Err(Some(GiveUp::Elapsed));
+            }
+        }
+
+        if let Some(b) = budget {
+            if !b.try_retry(cost) {
+                return Err(Some(GiveUp::Budget));
+            }
+        }
+
+        self.state.prev_delay = base;
+        self.state.last_cost = Some(cost);
+        let event = RetryEvent {
+            attempt: attempt.saturating_add(1),
+            delay,
+            reason: decision.reason(),
+            retry_after: hint,
+        };
+        tracing::debug!(
+            target: "tower_backoff::retry",
+            attempt = event.attempt,
+            delay_ms = delay.as_millis() as u64,
+            reason = ?event.reason,
+            retry_after_ms = hint.map(|h| h.as_millis() as u64),
+            "retrying"
+        );
+        if let Some(hook) = &config.on_retry {
+            hook(&event);
+        }
+        Ok(delay)
+    }
+}

@@ -1,0 +1,135 @@
+//! What the retry policy needs from a request: a way to replay it, whether it
+//! is safe to send twice, and where to write the attempt number.
+
+use bytes::Bytes;
+use http::{Extensions, Method, Request};
+use http_body_util::{Empty, Full};
+
+/// The 1-based number of the attempt a request belongs to, in its extensions.
+///
+/// [`BackoffRetryLayer`](crate::BackoffRetryLayer) inserts it into every
+/// retry (attempt 2 and on). tower's retry sends the caller's own request as
+/// the first attempt, which the policy cannot touch, so attempt 1 carries no
+/// extension: read it with [`Attempt::of`], which answers 1 then.
+///
+/// ```
+/// use tower_backoff::Attempt;
+/// let mut req = http::Request::new(());
+/// assert_eq!(Attempt::of(req.extensions()), 1);
+/// req.extensions_mut().insert(Attempt(3));
+/// assert_eq!(Attempt::of(req.extensions()), 3);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Attempt(pub u32);
+
+impl Attempt {
+    /// The attempt number recorded in `extensions`, or 1 when there is none.
+    pub fn of(extensions: &Extensions) -> u32 {
+        extensions.get::<Attempt>().map_or(1, |a| a.0)
+    }
+}
+
+/// Which requests may be sent twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Idempotency {
+    /// RFC 9110 §9.2.2: GET, HEAD, OPTIONS, PUT, DELETE and TRACE are
+    /// idempotent, and so is any request carrying an `Idempotency-Key`
+    /// header. Others (POST, PATCH, …) are retried only when the failure
+    /// proves the server did not process them. The default.
+    #[default]
+    Auto,
+    /// Treat every request as idempotent: retry by classification alone.
+    AllIdempotent,
+    /// Treat no request as idempotent: retry only failures that prove the
+    /// server did not process the request (429, 503 with Retry-After, a
+    /// refused connection).
+    NoneIdempotent,
+}
+
+/// A request the retry policy can handle: it can be replayed (or says it
+/// cannot), and it knows whether it is idempotent.
+///
+/// Implemented for `http::Request<B>` with any [`ReplayBody`]. Implement it
+/// for your own request type to use the layer outside HTTP (with a custom
+/// classifier, see [`BackoffRetryLayer::classify`](crate::BackoffRetryLayer::classify)).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be retried by BackoffRetryLayer",
+    note = "for `http::Request<B>` the body type `B` must implement `tower_backoff::ReplayBody`; wrap streaming bodies with `BackoffRetryLayer::buffered(max_bytes)` or `BufferBodyLayer`",
+    note = "for other request types implement `tower_backoff::RetryRequest`"
+)]
+pub trait RetryRequest: Sized {
+    /// A copy to send as the next attempt, or `None` if this request cannot
+    /// be replayed (then it is sent once and never retried).
+    fn try_clone(&self) -> Option<Self>;
+
+    /// Whether sending the request twice has the same effect as once.
+    /// Default: `true`.
+    fn is_idempotent(&self) -> bool {
+        true
+    }
+
+    /// Record the attempt number (1-based) on the request. Default: nothing.
+    fn set_attempt(&mut self, attempt: u32) {
+        let _ = attempt;
+    }
+}
+
+/// A request body that may be copied for a replay.
+///
+/// Implemented for in-memory bodies (`Full`, `Empty`, `String`, `Vec<u8>`,
+/// `Bytes`, `&'static str`, `()`). Streaming bodies cannot be replayed: buffer
+/// them first (`BufferBodyLayer`).
+#[diagnostic::on_unimplemented(
+    message = "the request body `{Self}` cannot be replayed by BackoffRetryLayer",
+    note = "buffer it with `BackoffRetryLayer::buffered(max_bytes)` or `BufferBodyLayer`, or implement `tower_backoff::ReplayBody` for it"
+)]
+pub trait ReplayBody: Sized {
+    /// A copy of the body, or `None` when it cannot be replayed.
+    fn try_clone_body(&self) -> Option<Self>;
+}
+
+macro_rules! replay_by_clone {
+    ($($ty:ty),* $(,)?) => {
+        $(impl ReplayBody for $ty {
+            fn try_clone_body(&self) -> Option<Self> {
+                Some(self.clone())
+            }
+        })*
+    };
+}
+
+replay_by_clone!((), String, Vec<u8>, Bytes, &'static str, Empty<Bytes>);
+
+impl<D: Clone> ReplayBody for Full<D> {
+    fn try_clone_body(&self) -> Option<Self> {
+        Some(self.clone())
+    }
+}
+
+impl<B: ReplayBody> RetryRequest for Request<B> {
+    fn try_clone(&self) -> Option<Self> {
+        let body = self.body().try_clone_body()?;
+        let mut req = Request::new(body);
+        *req.method_mut() = self.method().clone();
+        *req.uri_mut() = self.uri().clone();
+        *req.version_mut() = self.version();
+        *req.headers_mut() = self.headers().clone();
+        *req.extensions_mut() = self.extensions().clone();
+        Some(req)
+    }
+
+    fn is_idempotent(&self) -> bool {
+        is_idempotent_method(self.method()) || self.headers().contains_key("idempotency-key")
+    }
+
+    fn set_attempt(&mut self, attempt: u32) {
+        self.extensions_mut().insert(Attempt(attempt));
+    }
+}
+
+fn is_idempotent_method(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
+}
