@@ -7,7 +7,8 @@ use http::{Request, Response};
 use http_body_util::Full;
 use tower::retry::RetryLayer;
 use tower::util::BoxCloneService;
-use tower::ServiceBuilder;
+use tower::{Layer, Service};
+use tower_backoff::BackoffRetryLayer;
 
 use super::seed001::{Seed001Policy, Strategy};
 use super::tower_reference::TowerPolicy;
@@ -70,8 +71,22 @@ pub fn all() -> Vec<Contender> {
             "tower ExponentialBackoff+TpsBudget",
             tower_reference,
         ),
-        // TODO(layers): add `ours()` here once BackoffRetryLayer and
-        // RateLimitAwareLayer land on main.
+        contender("backoff-full", "BackoffRetry exp, full jitter", |t, s| {
+            layered(
+                t,
+                BackoffRetryLayer::exponential(BACKOFF_MIN, BACKOFF_MAX).seed(s.seed),
+            )
+        }),
+        contender(
+            "backoff-decorrelated",
+            "BackoffRetry decorrelated",
+            |t, s| {
+                layered(
+                    t,
+                    BackoffRetryLayer::decorrelated(BACKOFF_MIN, BACKOFF_MAX).seed(s.seed),
+                )
+            },
+        ),
     ]
 }
 
@@ -99,6 +114,19 @@ fn tower_reference(transport: Transport, setup: &Setup) -> Transport {
     with_retry(policy, transport)
 }
 
+/// `layer` around `transport`, boxed.
+fn layered<L>(transport: Transport, layer: L) -> Transport
+where
+    L: Layer<Transport>,
+    L::Service: Service<Request<Full<Bytes>>, Response = Response<Full<Bytes>>, Error = BoxError>
+        + Clone
+        + Send
+        + 'static,
+    <L::Service as Service<Request<Full<Bytes>>>>::Future: Send + 'static,
+{
+    BoxCloneService::new(layer.layer(transport))
+}
+
 fn with_retry<P>(policy: P, transport: Transport) -> Transport
 where
     P: tower::retry::Policy<Request<Full<Bytes>>, Response<Full<Bytes>>, BoxError>
@@ -107,9 +135,5 @@ where
         + 'static,
     P::Future: Send,
 {
-    BoxCloneService::new(
-        ServiceBuilder::new()
-            .layer(RetryLayer::new(policy))
-            .service(transport),
-    )
+    layered(transport, RetryLayer::new(policy))
 }
