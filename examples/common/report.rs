@@ -115,7 +115,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 // ---- SVG ----------------------------------------------------------------
 
 const ROW_HEIGHT: usize = 26;
-const LABEL_COLUMN: usize = 260;
+const LABEL_COLUMN: usize = 280;
 const PANEL_WIDTH: usize = 300;
 const PANEL_GAP: usize = 90;
 const TOP: usize = 64;
