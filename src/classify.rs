@@ -258,7 +258,11 @@ fn with_server_hints(decision: Decision, status: StatusCode, headers: &HeaderMap
 
 fn grpc_status(headers: &HeaderMap) -> Option<u16> {
     let value = headers.get("grpc-status")?;
-    std::str::from_utf8(value.as_bytes()).ok()?.trim().parse().ok()
+    std::str::from_utf8(value.as_bytes())
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// The default verdict for an error of the inner service: retryable, marked
@@ -335,7 +339,9 @@ mod tests {
 
     #[test]
     fn never_retries_client_errors_or_successes() {
-        for code in [200, 204, 301, 304, 400, 401, 403, 404, 409, 422, 451, 501, 505] {
+        for code in [
+            200, 204, 301, 304, 400, 401, 403, 404, 409, 422, 451, 501, 505,
+        ] {
             assert!(!status(code).is_retryable(), "{code}");
         }
     }
@@ -350,7 +356,13 @@ mod tests {
     #[test]
     fn grpc_trailers_only_unavailable_and_exhausted_are_retried() {
         let mut h = HeaderMap::new();
-        for (code, retry) in [("14", true), ("8", true), ("0", false), ("3", false), ("x", false)] {
+        for (code, retry) in [
+            ("14", true),
+            ("8", true),
+            ("0", false),
+            ("3", false),
+            ("x", false),
+        ] {
             h.insert("grpc-status", code.parse().unwrap());
             let d = classify_response(StatusCode::OK, &h);
             assert_eq!(d.is_retryable(), retry, "grpc-status {code}");

@@ -66,9 +66,15 @@ mod tests {
         assert_eq!(mul_f64(Duration::MAX, 2.0), Duration::MAX);
         assert_eq!(mul_f64(Duration::from_secs(1), f64::NAN), Duration::ZERO);
         assert_eq!(mul_f64(Duration::from_secs(1), -3.0), Duration::ZERO);
-        assert_eq!(mul_f64(Duration::from_secs(1), f64::INFINITY), Duration::MAX);
+        assert_eq!(
+            mul_f64(Duration::from_secs(1), f64::INFINITY),
+            Duration::MAX
+        );
         assert_eq!(mul_u64(Duration::MAX, u64::MAX), Duration::MAX);
-        assert_eq!(mul_u64(Duration::from_nanos(1), u64::MAX), Duration::from_nanos(u64::MAX));
+        assert_eq!(
+            mul_u64(Duration::from_nanos(1), u64::MAX),
+            Duration::from_nanos(u64::MAX)
+        );
         assert_eq!(mul_pow2(Duration::from_secs(1), 64), Duration::MAX);
         assert_eq!(mul_pow2(Duration::from_secs(1), u32::MAX), Duration::MAX);
         assert_eq!(mul_pow2(Duration::ZERO, u32::MAX), Duration::ZERO);

@@ -50,7 +50,10 @@ pub enum Jitter {
 
 impl Jitter {
     /// gRPC's jitter (A6 / connection backoff): `d × U(0.8, 1.2)`.
-    pub const GRPC: Jitter = Jitter::Proportional { low: 0.8, high: 1.2 };
+    pub const GRPC: Jitter = Jitter::Proportional {
+        low: 0.8,
+        high: 1.2,
+    };
 
     /// Randomise `delay`, then clamp the result to `cap`.
     pub fn apply(&self, delay: Duration, cap: Duration, rng: &mut BackoffRng) -> Duration {
@@ -120,7 +123,11 @@ mod tests {
 
     fn assert_within_2pct(actual: f64, expected: f64) {
         let err = (actual - expected).abs() / expected;
-        assert!(err < 0.02, "mean {actual} vs expected {expected} ({:.2} %)", err * 100.0);
+        assert!(
+            err < 0.02,
+            "mean {actual} vs expected {expected} ({:.2} %)",
+            err * 100.0
+        );
     }
 
     #[test]
@@ -135,7 +142,10 @@ mod tests {
 
     #[test]
     fn proportional_half_to_one_and_a_half_mean_is_d() {
-        let j = Jitter::Proportional { low: 0.5, high: 1.5 };
+        let j = Jitter::Proportional {
+            low: 0.5,
+            high: 1.5,
+        };
         assert_within_2pct(mean_secs(j, Duration::from_secs(10)), 10.0);
     }
 
@@ -150,9 +160,15 @@ mod tests {
         // tower's ExponentialBackoff pitfall: at the cap every client sleeps exactly max.
         let mut rng = BackoffRng::seeded(3);
         let cap = Duration::from_secs(60);
-        let draws: Vec<_> = (0..100).map(|_| Jitter::Full.apply(cap, cap, &mut rng)).collect();
+        let draws: Vec<_> = (0..100)
+            .map(|_| Jitter::Full.apply(cap, cap, &mut rng))
+            .collect();
         let distinct: std::collections::HashSet<_> = draws.iter().collect();
-        assert!(distinct.len() > 90, "full jitter at the cap collapsed to {} values", distinct.len());
+        assert!(
+            distinct.len() > 90,
+            "full jitter at the cap collapsed to {} values",
+            distinct.len()
+        );
     }
 
     #[test]
@@ -161,9 +177,15 @@ mod tests {
         let mut rng = BackoffRng::seeded(4);
         let cap = Duration::from_secs(60);
         for j in [
-            Jitter::Proportional { low: 0.5, high: 1.5 },
+            Jitter::Proportional {
+                low: 0.5,
+                high: 1.5,
+            },
             Jitter::Additive(Duration::from_secs(30)),
-            Jitter::Proportional { low: 1.0, high: f64::MAX },
+            Jitter::Proportional {
+                low: 1.0,
+                high: f64::MAX,
+            },
         ] {
             for _ in 0..10_000 {
                 assert!(j.apply(Duration::from_secs(59), cap, &mut rng) <= cap);
@@ -176,7 +198,10 @@ mod tests {
     fn hostile_proportional_bounds_are_cleaned() {
         let mut rng = BackoffRng::seeded(5);
         let d = Duration::from_secs(2);
-        let j = Jitter::Proportional { low: f64::NAN, high: -1.0 };
+        let j = Jitter::Proportional {
+            low: f64::NAN,
+            high: -1.0,
+        };
         // NaN → 1.0, -1 → 0.0, swapped → [0, 1].
         assert_eq!(j.bounds(d), (Duration::ZERO, d));
         for _ in 0..1000 {

@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+pub mod body;
 pub mod budget;
 pub mod classify;
 mod duration;
@@ -29,6 +30,7 @@ pub mod retry;
 mod rng;
 pub mod schedule;
 
+pub use body::BufferBodyLayer;
 pub use jitter::Jitter;
 pub use retry::{Attempt, BackoffRetryLayer, Idempotency, ReplayBody, RetryRequest};
 pub use rng::BackoffRng;

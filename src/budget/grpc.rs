@@ -34,7 +34,11 @@ impl GrpcThrottle {
     /// and `token_ratio` (clamped to `0.001..=max_tokens`; NaN counts as 0.1).
     pub fn new(max_tokens: u32, token_ratio: f64) -> Self {
         let max = u64::from(max_tokens.clamp(1, 1000)) * 1000;
-        let ratio = if token_ratio.is_nan() { 0.1 } else { token_ratio };
+        let ratio = if token_ratio.is_nan() {
+            0.1
+        } else {
+            token_ratio
+        };
         let ratio = (ratio * 1000.0).round().clamp(1.0, max as f64) as u64;
         GrpcThrottle {
             inner: Arc::new(Inner {

@@ -2,11 +2,91 @@
 //! RateLimit, vendor and gRPC pushback headers. No tower, no async.
 //!
 //! Every function is total: malformed, negative, overflowing or contradictory
-//! values parse to `None` (or are left out), never to a panic.
+//! values parse to `None` (or are left out), never to a panic. Time is never
+//! read from the clock: callers pass `now`, so tests are deterministic.
+//!
+//! # Rules
+//!
+//! **Retry-After** ([`retry_after`]). Headers are tried in this order, and the
+//! first that holds a valid value wins:
+//! `retry-after-ms` (OpenAI, Azure), `x-ms-retry-after-ms` (Azure), then
+//! `Retry-After` (RFC 9110 §10.2.3: delta-seconds or an HTTP-date; a date in
+//! the past means zero). A header repeated with conflicting values counts by
+//! its first valid value. Lenient on purpose: surrounding whitespace is
+//! trimmed and decimal seconds such as `1.5` are accepted (many servers send
+//! them). Negative, empty, non-numeric, non-UTF-8, or overflowing values are
+//! ignored, and so is any wait above [`MAX_HINT`]; large but plausible waits
+//! (say 27 hours) are kept so that a retry layer can see them and give up.
+//!
+//! **gRPC pushback** ([`grpc_pushback`], gRPC A6). A non-negative integer of
+//! milliseconds is [`Pushback::After`]; anything else (negative, malformed,
+//! overflowing, above [`MAX_HINT`]) is [`Pushback::DoNotRetry`], as A6 asks.
+//! Repeated values that disagree are also `DoNotRetry`, as grpc-go does for
+//! any repeated pushback.
+//!
+//! **RateLimit** ([`rate_limit`]). The first family below that states at
+//! least `remaining` or `reset` wins:
+//!
+//! 1. IETF structured fields (draft-ietf-httpapi-ratelimit-headers-08 and
+//!    later): `RateLimit: "name";r=10;t=30` with
+//!    `RateLimit-Policy: "name";q=100;w=60`. When several items are given (in
+//!    one field line or several, RFC 9110 §5.3), the most restrictive counts
+//!    (smallest `r`, then longest `t`), with the policy of the same name for
+//!    `limit` (`q`) and `window` (`w`). Items without `r` are ignored; a field
+//!    line that is not a valid structured-field list (RFC 9651) is skipped
+//!    (the RFC drops the whole field; the other lines are still good).
+//! 2. draft-07's dictionary `RateLimit: limit=100, remaining=10, reset=30`
+//!    (window from `RateLimit-Policy: 100;w=60`).
+//! 3. The older separate fields `RateLimit-Limit`, `RateLimit-Remaining`,
+//!    `RateLimit-Reset` (`RateLimit-Limit: 100, 100;w=60` gives limit 100,
+//!    window 60 s).
+//! 4. `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset-After`
+//!    (Discord) or else `X-RateLimit-Reset`.
+//! 5. OpenAI's `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`.
+//! 6. Anthropic's `anthropic-ratelimit-{requests,tokens}-{limit,remaining,reset}`.
+//!
+//! For the vendor families (5, 6), the requests quota is used unless the
+//! tokens quota is exhausted (`remaining` 0) while requests is not, or both
+//! are exhausted and tokens resets later: then the tokens quota is used.
+//!
+//! Every reset value, whatever the family, may be written as:
+//! * seconds, integer or decimal (`30`, `1.5`). A value above 1,000,000,000
+//!   (a Unix time after September 2001; no server asks for a 31-year wait)
+//!   is an epoch time, as GitHub and Discord send: reset = that time − `now`;
+//! * a Go duration (`6m0s`, `1.5s`, `20ms`; see [`parse_duration_str`]);
+//! * an RFC 3339 timestamp (`2026-11-23T16:30:00Z`; see [`parse_rfc3339`]).
+//!
+//! A time in the past resets in zero; a reset above [`MAX_HINT`] is ignored.
+//! Limits and counts are non-negative integers; negative or malformed ones
+//! are ignored, and so is a window of zero or above [`MAX_HINT`]. A header
+//! repeated with conflicting values counts by its first valid value. When
+//! `remaining` exceeds `limit` (contradictory, e.g. `r > q`), `remaining` is
+//! clamped to `limit`: a server cannot have more left than its quota.
 
 use std::time::{Duration, SystemTime};
 
 use http::HeaderMap;
+
+mod duration_str;
+mod grpc;
+mod number;
+mod ratelimit;
+mod retry_after;
+mod rfc3339;
+mod sf;
+mod vendor;
+
+#[cfg(test)]
+mod tests;
+
+pub use duration_str::parse_duration_str;
+pub use retry_after::parse_retry_after_value;
+pub use rfc3339::parse_rfc3339;
+
+/// The longest wait any hint may ask for: 365 days. A value above it is
+/// treated as malformed and ignored (a year-long Retry-After is a bug or an
+/// attack, not advice).
+pub const MAX_HINT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
 /// gRPC's server pushback (`grpc-retry-pushback-ms`, gRPC A6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,28 +127,115 @@ pub struct Hints {
 /// How long the server asked the client to wait before retrying, from
 /// `retry-after-ms`, `x-ms-retry-after-ms` or `Retry-After` (delta-seconds or
 /// HTTP-date relative to `now`; a past date is zero).
+///
+/// The first of those headers with a valid value wins; see the
+/// [module docs](crate::headers) for what counts as valid.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use http::HeaderMap;
+/// use tower_backoff::headers::retry_after;
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert("retry-after", "120".parse().unwrap());
+/// assert_eq!(retry_after(&headers, SystemTime::now()), Some(Duration::from_secs(120)));
+/// ```
 pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let _ = (headers, now);
-    None
+    retry_after::from_headers(headers, now, Seen::scan(headers))
 }
 
-/// gRPC A6 server pushback, if the header is present.
+/// gRPC A6 server pushback, if the header is present: `After` for a
+/// non-negative millisecond count, `DoNotRetry` for anything else.
 pub fn grpc_pushback(headers: &HeaderMap) -> Option<Pushback> {
-    let _ = headers;
-    None
+    grpc::from_headers(headers, Seen::scan(headers))
 }
 
-/// RateLimit information, if any family of RateLimit headers is present.
+/// RateLimit information, if any family of RateLimit headers is present and
+/// states at least `remaining` or `reset`. Families are tried in the order
+/// given in the [module docs](crate::headers).
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use http::HeaderMap;
+/// use tower_backoff::headers::rate_limit;
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert("ratelimit-policy", r#""default";q=100;w=60"#.parse().unwrap());
+/// headers.insert("ratelimit", r#""default";r=0;t=30"#.parse().unwrap());
+/// let limit = rate_limit(&headers, SystemTime::now()).unwrap();
+/// assert_eq!(limit.limit, Some(100));
+/// assert_eq!(limit.remaining, Some(0));
+/// assert_eq!(limit.reset, Some(Duration::from_secs(30)));
+/// assert_eq!(limit.window, Some(Duration::from_secs(60)));
+/// ```
 pub fn rate_limit(headers: &HeaderMap, now: SystemTime) -> Option<RateLimit> {
-    let _ = (headers, now);
-    None
+    ratelimit::from_headers(headers, now, Seen::scan(headers))
 }
 
-/// All hints in one pass.
+/// All hints in one pass over the header names. A response without any
+/// hint header costs one scan of its names and no lookups.
 pub fn hints(headers: &HeaderMap, now: SystemTime) -> Hints {
-    Hints {
-        retry_after: retry_after(headers, now),
-        pushback: grpc_pushback(headers),
-        rate_limit: rate_limit(headers, now),
+    let seen = Seen::scan(headers);
+    if seen.is_empty() {
+        return Hints::default();
     }
+    Hints {
+        retry_after: retry_after::from_headers(headers, now, seen),
+        pushback: grpc::from_headers(headers, seen),
+        rate_limit: ratelimit::from_headers(headers, now, seen),
+    }
+}
+
+/// Which hint header groups a map holds, found in one scan of its names, so
+/// that parsers look up only headers that are there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Seen(u8);
+
+impl Seen {
+    const RETRY_AFTER: u8 = 1 << 0;
+    const PUSHBACK: u8 = 1 << 1;
+    /// `RateLimit` and `RateLimit-*`.
+    const IETF: u8 = 1 << 2;
+    /// `X-RateLimit-*`, including OpenAI's.
+    const X_RATELIMIT: u8 = 1 << 3;
+    const ANTHROPIC: u8 = 1 << 4;
+
+    fn scan(headers: &HeaderMap) -> Seen {
+        let mut bits = 0;
+        for name in headers.keys() {
+            // Header names in a `HeaderMap` are already lowercase.
+            bits |= match name.as_str() {
+                "retry-after" | "retry-after-ms" | "x-ms-retry-after-ms" => Self::RETRY_AFTER,
+                "grpc-retry-pushback-ms" => Self::PUSHBACK,
+                "ratelimit" => Self::IETF,
+                n if n.starts_with("ratelimit-") => Self::IETF,
+                n if n.starts_with("x-ratelimit-") => Self::X_RATELIMIT,
+                n if n.starts_with("anthropic-ratelimit-") => Self::ANTHROPIC,
+                _ => 0,
+            };
+        }
+        Seen(bits)
+    }
+
+    fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    fn has(self, bit: u8) -> bool {
+        self.0 & bit != 0
+    }
+}
+
+/// The first value of header `name` that `parse` accepts: a repeated header
+/// counts by its first valid value.
+fn first_valid<'a, T>(
+    headers: &'a HeaderMap,
+    name: &str,
+    parse: impl FnMut(&'a [u8]) -> Option<T>,
+) -> Option<T> {
+    headers
+        .get_all(name)
+        .iter()
+        .map(|v| v.as_bytes())
+        .find_map(parse)
 }

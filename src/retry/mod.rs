@@ -304,6 +304,26 @@ impl<C> BackoffRetryLayer<C> {
     }
 }
 
+impl<C> BackoffRetryLayer<C> {
+    /// This layer behind a [`BufferBodyLayer`](crate::BufferBodyLayer):
+    /// request bodies up to `max_bytes` are buffered so that streaming body
+    /// types (axum, tonic, hyper) can be replayed; larger bodies are sent
+    /// once, unchanged, and never retried.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower::ServiceBuilder;
+    /// use tower_backoff::BackoffRetryLayer;
+    ///
+    /// let layer = BackoffRetryLayer::exponential(Duration::from_millis(100), Duration::from_secs(10))
+    ///     .buffered(256 * 1024);
+    /// # let _ = ServiceBuilder::new().layer(layer);
+    /// ```
+    pub fn buffered(self, max_bytes: usize) -> tower_layer::Stack<Self, crate::BufferBodyLayer> {
+        tower_layer::Stack::new(self, crate::BufferBodyLayer::new(max_bytes))
+    }
+}
+
 impl<S, C: Clone> tower_layer::Layer<S> for BackoffRetryLayer<C> {
     type Service = tower::retry::Retry<BackoffRetryLayer<C>, S>;
 
@@ -313,4 +333,3 @@ impl<S, C: Clone> tower_layer::Layer<S> for BackoffRetryLayer<C> {
         tower::retry::Retry::new(policy, inner)
     }
 }
-

@@ -40,7 +40,10 @@ impl Schedule for Decorrelated {
         let low = self.base.min(self.max);
         let high = mul_u64(prev.max(low), 3).min(self.max);
         let span = high.saturating_sub(low);
-        Some(low.saturating_add(mul_f64(span, rng.unit_inclusive())).min(self.max))
+        Some(
+            low.saturating_add(mul_f64(span, rng.unit_inclusive()))
+                .min(self.max),
+        )
     }
     fn max_delay(&self) -> Duration {
         self.max

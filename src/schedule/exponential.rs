@@ -35,7 +35,11 @@ impl Exponential {
     /// 1 (a constant schedule) so the schedule never shrinks; `f64::MAX` or
     /// infinity reach the cap at the second retry.
     pub fn factor(mut self, factor: f64) -> Self {
-        self.factor = if factor.is_nan() { 1.0 } else { factor.max(1.0) };
+        self.factor = if factor.is_nan() {
+            1.0
+        } else {
+            factor.max(1.0)
+        };
         self
     }
 }

@@ -1,0 +1,132 @@
+//! Shared test helpers: scripted mock services and loopback hyper servers.
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use tokio::time::Instant;
+
+/// One scripted reply: status and headers.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+pub fn reply(status: u16) -> Reply {
+    Reply {
+        status,
+        headers: Vec::new(),
+    }
+}
+
+impl Reply {
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    fn build<B: Default>(&self) -> Response<B> {
+        let mut res = Response::new(B::default());
+        *res.status_mut() = StatusCode::from_u16(self.status).unwrap();
+        for (k, v) in &self.headers {
+            res.headers_mut().insert(*k, v.parse().unwrap());
+        }
+        res
+    }
+}
+
+/// What a scripted service saw.
+#[derive(Default, Debug)]
+pub struct Seen {
+    pub at: Vec<Instant>,
+    pub attempts: Vec<u32>,
+}
+
+/// A cloneable mock service answering the n-th call with `script[n]` (the
+/// last entry repeats), recording call times and attempt numbers.
+pub fn scripted<B: Send + 'static>(
+    script: Vec<Reply>,
+) -> (
+    impl tower::Service<
+            Request<B>,
+            Response = Response<String>,
+            Error = Infallible,
+            Future = impl Send,
+        > + Clone,
+    Arc<Mutex<Seen>>,
+) {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let log = seen.clone();
+    let script = Arc::new(script);
+    let svc = tower::service_fn(move |req: Request<B>| {
+        let mut s = log.lock().unwrap();
+        let n = s.at.len();
+        s.at.push(Instant::now());
+        s.attempts
+            .push(tower_backoff::Attempt::of(req.extensions()));
+        let r = script[n.min(script.len() - 1)].build();
+        async move { Ok::<_, Infallible>(r) }
+    });
+    (svc, seen)
+}
+
+pub fn calls(seen: &Arc<Mutex<Seen>>) -> usize {
+    seen.lock().unwrap().at.len()
+}
+
+/// A hyper HTTP/1 server on 127.0.0.1:0 answering the n-th request with
+/// `script[n]` (the last repeats). Returns its address and the request count.
+pub async fn serve_script(script: Vec<Reply>) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let script = Arc::new(script);
+    let seen = log.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let (seen, script) = (seen.clone(), script.clone());
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let (seen, script) = (seen.clone(), script.clone());
+                    async move {
+                        let line = format!("{} {}", req.method(), req.uri().path());
+                        let _ = req.into_body().collect().await;
+                        let n = {
+                            let mut s = seen.lock().unwrap();
+                            s.push(line);
+                            s.len() - 1
+                        };
+                        let r: Response<Full<Bytes>> = script[n.min(script.len() - 1)].build();
+                        Ok::<_, Infallible>(r)
+                    }
+                });
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, svc)
+                    .await;
+            });
+        }
+    });
+    (addr, log)
+}
+
+/// A hyper-util legacy HTTP client sending `Full<Bytes>` bodies.
+pub fn http_client() -> hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    Full<Bytes>,
+> {
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http()
+}
+
+/// When the calls arrived.
+pub fn times(seen: &Arc<Mutex<Seen>>) -> Vec<Instant> {
+    seen.lock().unwrap().at.clone()
+}
