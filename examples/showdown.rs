@@ -90,13 +90,7 @@ async fn main() -> ExitCode {
         Ok(config) => config,
         Err(code) => return code,
     };
-    match common::run_all(&config, serve).await {
-        Ok(_) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    common::exit_code(common::run_all(&config, serve).await.map(drop))
 }
 
 /// A fresh server on `127.0.0.1:0` and a fresh client for it. Dropping the

@@ -35,6 +35,8 @@ pub struct Defaults {
 /// Everything a run needs.
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// The example's name.
+    pub program: &'static str,
     /// Batch and server shape.
     pub shape: Shape,
     /// How the server announces 429s.
@@ -63,10 +65,7 @@ impl Config {
 pub fn from_env(defaults: &Defaults) -> Result<Config, ExitCode> {
     match parse(std::env::args().skip(1), defaults) {
         Ok(Some(config)) => Ok(config),
-        Ok(None) => {
-            println!("{}", usage(defaults));
-            Err(ExitCode::SUCCESS)
-        }
+        Ok(None) => Err(super::exit_code(super::say(&usage(defaults)))),
         Err(message) => {
             eprintln!("error: {message}\n\n{}", usage(defaults));
             Err(ExitCode::from(2))
@@ -162,6 +161,7 @@ fn parse(
         burst: given.burst.unwrap_or(base.burst),
     };
     Ok(Some(Config {
+        program: defaults.program,
         shape,
         mode,
         seed,

@@ -11,7 +11,8 @@ pub mod report;
 pub mod seed001;
 pub mod tower_reference;
 
-use std::io;
+use std::io::{self, Write as _};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,15 +48,22 @@ pub async fn run_all<G>(
         seed_second: Duration::from_secs_f64(f64::from(shape.burst) / shape.rate),
     };
     let title = format!(
-        "{} requests, concurrency {}, server {}/s burst {}, mode {}, seed {}",
-        shape.requests, shape.concurrency, shape.rate, shape.burst, config.mode, config.seed
+        "{}: {} requests, concurrency {}, server {}/s burst {}, mode {}, seed {}",
+        config.program,
+        shape.requests,
+        shape.concurrency,
+        shape.rate,
+        shape.burst,
+        config.mode,
+        config.seed
     );
-    println!(
-        "{title}; ideal makespan {}; one seed-001 second = {}\n",
+    say(&format!(
+        "{title}; ideal makespan {}; one seed-001 second = {}
+",
         report::human(ideal),
         report::human(setup.seed_second)
-    );
-    println!("{}", report::header());
+    ))?;
+    say(&report::header())?;
     let mut rows = Vec::new();
     for contender in contenders::all() {
         if !config.only.is_empty() && !config.only.iter().any(|id| id == contender.id) {
@@ -72,11 +80,30 @@ pub async fn run_all<G>(
         let batch = batch::run(contender.wrap(target.transport, &setup), &plan, &progress).await;
         progress.clear();
         drop(target.guard);
-        let row = Row::new(contender.label, &batch, limiter.counts(), ideal);
-        println!("{}", report::line(&row));
+        let row = Row::new(&contender, &batch, limiter.counts(), ideal);
+        say(&report::line(&row))?;
         rows.push(row);
     }
     report::write_svg(&config.svg, &title, &rows, ideal)?;
-    println!("\nchart: {}", config.svg.display());
+    say(&format!("\nchart: {}", config.svg.display()))?;
     Ok(rows)
+}
+
+/// Writes a line to stdout; an error (a closed pipe, say) ends the run
+/// instead of panicking as `println!` would.
+pub fn say(line: &str) -> io::Result<()> {
+    writeln!(io::stdout(), "{line}")
+}
+
+/// The exit code for a finished run: quiet success when stdout was closed
+/// early (`| head`), the error on stderr otherwise.
+pub fn exit_code(result: io::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -5,13 +5,16 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::batch::Batch;
+use super::contenders::Contender;
 use super::limiter::CallCounts;
 
 /// One contender's results.
 #[derive(Clone, Debug)]
 pub struct Row {
+    /// Contender id (as for `--only`).
+    pub id: &'static str,
     /// Contender name.
-    pub label: String,
+    pub label: &'static str,
     /// Requests whose final answer was a 2xx, in percent.
     pub success: f64,
     /// Calls that reached the server.
@@ -32,13 +35,14 @@ pub struct Row {
 
 impl Row {
     /// Summarises a batch and the server's count of its calls.
-    pub fn new(label: &str, batch: &Batch, calls: CallCounts, ideal: Duration) -> Row {
+    pub fn new(contender: &Contender, batch: &Batch, calls: CallCounts, ideal: Duration) -> Row {
         let mut latencies: Vec<Duration> = batch.outcomes.iter().map(|o| o.latency).collect();
         latencies.sort_unstable();
         let succeeded = batch.outcomes.iter().filter(|o| o.ok).count();
         let total: Duration = latencies.iter().sum();
         Row {
-            label: label.to_owned(),
+            id: contender.id,
+            label: contender.label,
             success: percent(succeeded as f64, batch.outcomes.len() as f64),
             calls: calls.sent,
             wasted: percent(calls.wasted as f64, calls.sent as f64),
@@ -130,7 +134,7 @@ pub fn write_svg(path: &Path, title: &str, rows: &[Row], ideal: Duration) -> std
 }
 
 fn svg(title: &str, rows: &[Row], ideal: Duration) -> String {
-    let width = LABEL_COLUMN + 2 * PANEL_WIDTH + PANEL_GAP + 70;
+    let width = LABEL_COLUMN + 2 * PANEL_WIDTH + PANEL_GAP + 150;
     let height = TOP + rows.len() * ROW_HEIGHT + 20;
     let mut out = format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="13">
@@ -146,84 +150,119 @@ fn svg(title: &str, rows: &[Row], ideal: Duration) -> String {
             r#"<text x="{}" y="{}" text-anchor="end">{}</text>"#,
             LABEL_COLUMN - 8,
             y + 15,
-            escape(&row.label)
+            escape(row.label)
         );
     }
-    let wasted: Vec<f64> = rows.iter().map(|r| r.wasted).collect();
-    panel(
-        &mut out,
-        LABEL_COLUMN,
-        "wasted calls (% of calls sent)",
-        &wasted,
-        100.0,
-        "%",
-        None,
-    );
-    let makespans: Vec<f64> = rows.iter().map(|r| r.makespan.as_secs_f64()).collect();
+    let wasted = Panel {
+        heading: "wasted calls (% of calls sent)",
+        bars: rows
+            .iter()
+            .map(|r| Bar {
+                value: r.wasted,
+                text: format!("{:.1}%", r.wasted),
+                colour: colour(r.id),
+            })
+            .collect(),
+        full: 100.0,
+        marker: None,
+    };
+    wasted.draw(&mut out, LABEL_COLUMN);
     let ideal = ideal.as_secs_f64();
-    let longest = makespans.iter().copied().fold(ideal, f64::max);
-    let x = LABEL_COLUMN + PANEL_WIDTH + PANEL_GAP;
-    panel(
-        &mut out,
-        x,
-        "makespan (s), dashed: ideal",
-        &makespans,
-        longest,
-        " s",
-        Some(ideal),
-    );
+    let makespan = Panel {
+        heading: "makespan (dashed: ideal), and success",
+        bars: rows
+            .iter()
+            .map(|r| {
+                let secs = r.makespan.as_secs_f64();
+                Bar {
+                    value: secs,
+                    text: format!("{secs:.1} s · {:.0}% ok", r.success),
+                    colour: colour(r.id),
+                }
+            })
+            .collect(),
+        full: rows
+            .iter()
+            .map(|r| r.makespan.as_secs_f64())
+            .fold(ideal, f64::max),
+        marker: Some(ideal),
+    };
+    makespan.draw(&mut out, LABEL_COLUMN + PANEL_WIDTH + PANEL_GAP);
     out.push_str("</svg>\n");
     out
 }
 
-/// One column of bars starting at `x`, `full` mapping to the panel width.
-fn panel(
-    out: &mut String,
-    x: usize,
-    heading: &str,
-    values: &[f64],
+/// The crate's own contenders stand out.
+fn colour(id: &str) -> &'static str {
+    if id.starts_with("backoff") {
+        "#f58518"
+    } else {
+        "#4c78a8"
+    }
+}
+
+struct Bar {
+    value: f64,
+    /// Written after the bar.
+    text: String,
+    colour: &'static str,
+}
+
+/// A column of horizontal bars, one per row.
+struct Panel {
+    heading: &'static str,
+    bars: Vec<Bar>,
+    /// The value that fills the panel's width.
     full: f64,
-    unit: &str,
+    /// A value to mark with a dashed line.
     marker: Option<f64>,
-) {
-    let _ = writeln!(
-        out,
-        r#"<text x="{x}" y="{}" font-weight="bold">{}</text>"#,
-        TOP - 14,
-        escape(heading)
-    );
-    let scale = |v: f64| {
-        if full > 0.0 {
-            (v / full * PANEL_WIDTH as f64).clamp(0.0, PANEL_WIDTH as f64)
+}
+
+impl Panel {
+    fn draw(&self, out: &mut String, x: usize) {
+        let _ = writeln!(
+            out,
+            r#"<text x="{x}" y="{}" font-weight="bold">{}</text>"#,
+            TOP - 14,
+            escape(self.heading)
+        );
+        for (i, bar) in self.bars.iter().enumerate() {
+            let y = TOP + i * ROW_HEIGHT;
+            let w = self.width(bar.value);
+            let _ = writeln!(
+                out,
+                r##"<rect x="{x}" y="{}" width="{w:.1}" height="{}" fill="{}"/><text x="{:.1}" y="{}">{}</text>"##,
+                y + 3,
+                ROW_HEIGHT - 8,
+                bar.colour,
+                x as f64 + w + 4.0,
+                y + 15,
+                escape(&bar.text)
+            );
+        }
+        let bottom = TOP + self.bars.len() * ROW_HEIGHT;
+        let _ = writeln!(
+            out,
+            r#"<line x1="{x}" y1="{}" x2="{x}" y2="{bottom}" stroke="black"/>"#,
+            TOP - 2
+        );
+        if let Some(at) = self.marker {
+            let mx = x as f64 + self.width(at);
+            let _ = writeln!(
+                out,
+                r##"<line x1="{mx:.1}" y1="{}" x2="{mx:.1}" y2="{bottom}" stroke="#e45756" stroke-dasharray="4 3"/>"##,
+                TOP - 2
+            );
+        }
+    }
+
+    /// Bar length for `value`, in pixels.
+    fn width(&self, value: f64) -> f64 {
+        if self.full > 0.0 {
+            (value / self.full * PANEL_WIDTH as f64).clamp(0.0, PANEL_WIDTH as f64)
         } else {
             0.0
         }
-    };
-    for (i, &value) in values.iter().enumerate() {
-        let y = TOP + i * ROW_HEIGHT;
-        let w = scale(value);
-        let _ = writeln!(
-            out,
-            r##"<rect x="{x}" y="{}" width="{w:.1}" height="{}" fill="#4c78a8"/><text x="{:.1}" y="{}">{value:.1}{unit}</text>"##,
-            y + 3,
-            ROW_HEIGHT - 8,
-            x as f64 + w + 4.0,
-            y + 15
-        );
-    }
-    let bottom = TOP + values.len() * ROW_HEIGHT;
-    let _ = writeln!(
-        out,
-        r#"<line x1="{x}" y1="{}" x2="{x}" y2="{bottom}" stroke="black"/>"#,
-        TOP - 2
-    );
-    if let Some(at) = marker {
-        let mx = x as f64 + scale(at);
-        let _ = writeln!(
-            out,
-            r##"<line x1="{mx:.1}" y1="{}" x2="{mx:.1}" y2="{bottom}" stroke="#e45756" stroke-dasharray="4 3"/>"##,
-            TOP - 2
-        );
     }
 }
 
