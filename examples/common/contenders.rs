@@ -71,21 +71,15 @@ pub fn all() -> Vec<Contender> {
             "tower ExponentialBackoff+TpsBudget",
             tower_reference,
         ),
-        contender("backoff-full", "BackoffRetry exp, full jitter", |t, s| {
-            layered(
-                t,
-                BackoffRetryLayer::exponential(BACKOFF_MIN, BACKOFF_MAX).seed(s.seed),
-            )
-        }),
+        contender(
+            "backoff-full",
+            "BackoffRetry exp, full jitter",
+            backoff_full,
+        ),
         contender(
             "backoff-decorrelated",
             "BackoffRetry decorrelated",
-            |t, s| {
-                layered(
-                    t,
-                    BackoffRetryLayer::decorrelated(BACKOFF_MIN, BACKOFF_MAX).seed(s.seed),
-                )
-            },
+            backoff_decorrelated,
         ),
         // TODO(gate): add `contender("backoff+gate", "BackoffRetry + RateLimitAware",
         // backoff_with_gate)` once RateLimitAwareLayer lands on main.
@@ -114,6 +108,19 @@ fn tower_reference(transport: Transport, setup: &Setup) -> Transport {
     let policy =
         TowerPolicy::new(BACKOFF_MIN, BACKOFF_MAX, setup.seed).expect("BACKOFF_MIN ≤ BACKOFF_MAX");
     with_retry(policy, transport)
+}
+
+/// `BackoffRetryLayer` as in the crate's quick start, jitter left at its
+/// default (full).
+fn backoff_full(transport: Transport, setup: &Setup) -> Transport {
+    let layer = BackoffRetryLayer::exponential(BACKOFF_MIN, BACKOFF_MAX).seed(setup.seed);
+    layered(transport, layer)
+}
+
+/// AWS decorrelated jitter: the schedule draws each delay itself.
+fn backoff_decorrelated(transport: Transport, setup: &Setup) -> Transport {
+    let layer = BackoffRetryLayer::decorrelated(BACKOFF_MIN, BACKOFF_MAX).seed(setup.seed);
+    layered(transport, layer)
 }
 
 /// The crate's quick start: `BackoffRetryLayer` over `RateLimitAwareLayer`.

@@ -58,8 +58,7 @@ pub async fn run_all<G>(
         config.seed
     );
     say(&format!(
-        "{title}; ideal makespan {}; one seed-001 second = {}
-",
+        "{title}; ideal makespan {}; one seed-001 second = {}\n",
         report::human(ideal),
         report::human(setup.seed_second)
     ))?;
