@@ -23,7 +23,7 @@
 //! Flags (`--help` prints them with their defaults):
 //!
 //! * `--requests N`, `--concurrency N` — batch size and width (10,000 and 50);
-//! * `--rate R`, `--burst B` — the server's token bucket;
+//! * `--rate R`, `--burst B` — the server's token bucket (300/s, 300);
 //! * `--mode retry-after|ratelimit|none` — how 429s are announced;
 //! * `--seed S` — seed for every random draw;
 //! * `--svg PATH` — the chart (default `target/simulate.svg`);
