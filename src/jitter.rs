@@ -60,16 +60,17 @@ impl Jitter {
         let delay = delay.min(cap);
         let jittered = match *self {
             Jitter::None => delay,
-            Jitter::Full => mul_f64(delay, rng.unit_inclusive()),
+            Jitter::Full => unit_share(delay, rng),
             Jitter::Equal => {
                 let half = delay / 2;
-                half.saturating_add(mul_f64(delay - half, rng.unit_inclusive()))
+                half.saturating_add(unit_share(delay - half, rng))
             }
             Jitter::Proportional { low, high } => {
                 let (low, high) = proportional_bounds(low, high);
-                mul_f64(delay, low + (high - low) * rng.unit_inclusive())
+                // `low + (high − low) × u` can round above `high` (11.5 + 65.2 × 1 does).
+                mul_f64(delay, (low + (high - low) * rng.unit_inclusive()).min(high))
             }
-            Jitter::Additive(max) => delay.saturating_add(mul_f64(max, rng.unit_inclusive())),
+            Jitter::Additive(max) => delay.saturating_add(unit_share(max, rng)),
         };
         jittered.min(cap)
     }
@@ -88,6 +89,12 @@ impl Jitter {
             Jitter::Additive(max) => (delay, delay.saturating_add(max)),
         }
     }
+}
+
+/// `d × U(0, 1)`, never above `d`: `Duration → f64` rounds to nearest, so
+/// `d × 1.0` can come back a little larger than `d`.
+fn unit_share(d: Duration, rng: &mut BackoffRng) -> Duration {
+    mul_f64(d, rng.unit_inclusive()).min(d)
 }
 
 fn proportional_bounds(low: f64, high: f64) -> (f64, f64) {

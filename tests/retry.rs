@@ -453,3 +453,29 @@ async fn loopback_connection_refused_post_is_retried_until_attempts_run_out() {
         "a refused POST was not processed: retried"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn dropping_requests_while_backing_off_gives_the_quota_back() {
+    let quota = RetryQuota::new().capacity(50);
+    let layer = BackoffRetryLayer::constant(Duration::from_secs(10))
+        .jitter(Jitter::None)
+        .budget(quota.clone());
+    let (svc, seen) = scripted(vec![reply(503)]);
+    let svc = ServiceBuilder::new().layer(layer.clone()).service(svc);
+    for _ in 0..2000 {
+        // Fails at once, takes 5 tokens for the retry, then is dropped while waiting.
+        let cancelled =
+            tokio::time::timeout(Duration::from_millis(5), svc.clone().oneshot(get())).await;
+        assert!(cancelled.is_err());
+    }
+    assert_eq!(calls(&seen), 2000, "no retry was sent");
+    assert_eq!(quota.available(), 50, "every cancelled retry was refunded");
+
+    // A normal batch afterwards is neither refused nor slowed.
+    let (svc, seen) = scripted(vec![reply(503), reply(200)]);
+    let svc = ServiceBuilder::new().layer(layer).service(svc);
+    let start = Instant::now();
+    let res = svc.oneshot(get()).await.unwrap();
+    assert_eq!((res.status().as_u16(), calls(&seen)), (200, 2));
+    assert_eq!(Instant::now() - start, Duration::from_secs(10));
+}

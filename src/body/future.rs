@@ -73,8 +73,8 @@ enum Step<E> {
     More,
     /// Complete, with these trailers: replayable.
     Complete(Option<HeaderMap>),
-    /// Over the cap (or odd framing): sent once, as it is.
-    PassThrough(Option<HeaderMap>),
+    /// Over the cap: sent once, as it is.
+    PassThrough,
     Failed(E),
 }
 
@@ -86,7 +86,7 @@ where
     fn poll_step(&mut self, cx: &mut Context<'_>) -> Poll<Step<B::Error>> {
         if self.body.size_hint().lower() > self.max_bytes as u64 {
             // Known to be too large: do not read any of it.
-            return Poll::Ready(Step::PassThrough(None));
+            return Poll::Ready(Step::PassThrough);
         }
         let step = match ready!(Pin::new(&mut self.body).poll_frame(cx)) {
             None => Step::Complete(None),
@@ -96,20 +96,13 @@ where
                     self.len = self.len.saturating_add(data.len());
                     self.chunks.push_back(data);
                     if self.len > self.max_bytes {
-                        Step::PassThrough(None)
+                        Step::PassThrough
                     } else {
                         Step::More
                     }
                 }
-                Err(frame) => {
-                    let trailers = frame.into_trailers().ok();
-                    if self.body.is_end_stream() {
-                        Step::Complete(trailers)
-                    } else {
-                        // Frames after trailers are unusual; keep them all.
-                        Step::PassThrough(trailers)
-                    }
-                }
+                // Trailers end a body (http-body's contract).
+                Err(frame) => Step::Complete(frame.into_trailers().ok()),
             },
         };
         Poll::Ready(step)
@@ -118,10 +111,8 @@ where
     fn into_request(mut self, step: Step<B::Error>) -> (S, Request<BufferedBody<B>>) {
         let body = match step {
             Step::Complete(trailers) => BufferedBody::full(self.concat(), trailers),
-            Step::PassThrough(trailers) => {
-                let mut read: VecDeque<Frame<Bytes>> =
-                    self.chunks.drain(..).map(Frame::data).collect();
-                read.extend(trailers.map(Frame::trailers));
+            Step::PassThrough => {
+                let read: VecDeque<Frame<Bytes>> = self.chunks.drain(..).map(Frame::data).collect();
                 BufferedBody::passthrough(read, Some(self.body))
             }
             Step::Failed(e) => BufferedBody::failed(e),

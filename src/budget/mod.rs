@@ -29,8 +29,10 @@ pub enum RetryCost {
 /// [`on_success`](RetryBudget::on_success) when an attempt succeeds;
 /// [`on_failure`](RetryBudget::on_failure) for every retryable failure; and
 /// [`try_retry`](RetryBudget::try_retry) just before it would retry (only
-/// when every other limit allows the retry). When `try_retry` says no, the
-/// last response or error is returned to the caller.
+/// when every other limit allows the retry); and
+/// [`cancel_retry`](RetryBudget::cancel_retry) if the request is dropped
+/// while waiting for that retry. When `try_retry` says no, the last response
+/// or error is returned to the caller.
 ///
 /// Every [`tower::retry::budget::Budget`] is a `RetryBudget`: `deposit` maps
 /// to `Budget::deposit`, `try_retry` to `Budget::withdraw`.
@@ -51,6 +53,13 @@ pub trait RetryBudget: Send + Sync {
 
     /// May a retry of this cost be sent now? A `true` answer spends the budget.
     fn try_retry(&self, cost: RetryCost) -> bool;
+
+    /// A retry that [`try_retry`](RetryBudget::try_retry) allowed will not be
+    /// sent after all (the request was dropped while backing off): give back
+    /// what it took. Default: nothing.
+    fn cancel_retry(&self, cost: RetryCost) {
+        let _ = cost;
+    }
 }
 
 impl<T> RetryBudget for T

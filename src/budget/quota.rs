@@ -75,6 +75,16 @@ impl RetryQuota {
         self.inner.tokens.load(Ordering::Relaxed)
     }
 
+    fn refund(&self, tokens: u32) {
+        let cap = self.inner.capacity;
+        let _ = self
+            .inner
+            .tokens
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
+                Some(t.saturating_add(tokens).min(cap))
+            });
+    }
+
     fn cost(&self, cost: RetryCost) -> u32 {
         match cost {
             RetryCost::Normal => self.inner.retry_cost,
@@ -85,14 +95,11 @@ impl RetryQuota {
 
 impl RetryBudget for RetryQuota {
     fn on_success(&self, last_retry: Option<RetryCost>) {
-        let refund = last_retry.map_or(self.inner.success_refund, |c| self.cost(c));
-        let cap = self.inner.capacity;
-        let _ = self
-            .inner
-            .tokens
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
-                Some(t.saturating_add(refund).min(cap))
-            });
+        self.refund(last_retry.map_or(self.inner.success_refund, |c| self.cost(c)));
+    }
+
+    fn cancel_retry(&self, cost: RetryCost) {
+        self.refund(self.cost(cost));
     }
 
     fn try_retry(&self, cost: RetryCost) -> bool {

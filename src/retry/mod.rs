@@ -52,10 +52,12 @@ use crate::schedule::{Constant, Decorrelated, Exponential, Fibonacci, Linear};
 use crate::{BackoffRng, Jitter, Schedule};
 
 mod event;
+mod future;
 mod policy;
 mod request;
 
 pub use event::{GiveUp, RetryEvent};
+pub use future::Backoff;
 pub use request::{Attempt, Idempotency, ReplayBody, RetryRequest};
 
 type Hook = Arc<dyn Fn(&RetryEvent) + Send + Sync>;

@@ -3,10 +3,10 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 use tower::retry::Policy;
 
-use super::{BackoffRetryLayer, GiveUp, Idempotency, RetryEvent, RetryRequest};
+use super::{Backoff, BackoffRetryLayer, GiveUp, Idempotency, RetryEvent, RetryRequest};
 use crate::budget::RetryCost;
 use crate::classify::{Classify, Decision};
 use crate::rng::mix64;
@@ -17,16 +17,17 @@ where
     Req: RetryRequest,
     C: Classify<Req, Res, E>,
 {
-    type Future = Sleep;
+    type Future = Backoff;
 
-    fn retry(&mut self, req: &mut Req, result: &mut Result<Res, E>) -> Option<Sleep> {
+    fn retry(&mut self, req: &mut Req, result: &mut Result<Res, E>) -> Option<Backoff> {
         let decision = self.classifier.classify(req, result.as_ref());
         let attempt = self.state.attempts.saturating_add(1);
         self.state.attempts = attempt;
         match self.plan_retry(req, &decision, attempt) {
-            Ok(delay) => {
+            Ok((delay, cost)) => {
                 req.set_attempt(attempt.saturating_add(1));
-                Some(tokio::time::sleep(delay))
+                let budget = self.config.budget.clone();
+                Some(Backoff::new(tokio::time::sleep(delay), budget, cost))
             }
             Err(None) => None,
             Err(Some(why)) => {
@@ -63,7 +64,7 @@ where
 }
 
 impl<C> BackoffRetryLayer<C> {
-    /// The delay before the next attempt, `Err(None)` when the attempt ended
+    /// The delay before the next attempt and what it cost, `Err(None)` when the attempt ended
     /// the request (success or a final failure), or `Err(Some(why))` when a
     /// retryable failure is not retried.
     fn plan_retry<Req: RetryRequest>(
@@ -71,7 +72,7 @@ impl<C> BackoffRetryLayer<C> {
         req: &Req,
         decision: &Decision,
         attempt: u32,
-    ) -> Result<Duration, Option<GiveUp>> {
+    ) -> Result<(Duration, RetryCost), Option<GiveUp>> {
         let config = &*self.config;
         let budget = config.budget.as_deref();
         if attempt == 1 {
@@ -165,6 +166,6 @@ impl<C> BackoffRetryLayer<C> {
         if let Some(hook) = &config.on_retry {
             hook(&event);
         }
-        Ok(delay)
+        Ok((delay, cost))
     }
 }

@@ -40,9 +40,10 @@ impl Schedule for Decorrelated {
         let low = self.base.min(self.max);
         let high = mul_u64(prev.max(low), 3).min(self.max);
         let span = high.saturating_sub(low);
+        // f64 rounding may land a hair above `high`: clamp to it, not only to the cap.
         Some(
             low.saturating_add(mul_f64(span, rng.unit_inclusive()))
-                .min(self.max),
+                .min(high),
         )
     }
     fn max_delay(&self) -> Duration {

@@ -52,7 +52,9 @@ impl Schedule for Exponential {
             self.base
         } else {
             // powf saturates to +inf, which mul_f64 turns into Duration::MAX.
-            mul_f64(self.base, self.factor.powf(f64::from(retry)))
+            // With a factor ≥ 1 the delay never drops below base, which f64
+            // rounding alone could do (10^9 s + 1 ns × 1.0 = 10^9 s).
+            mul_f64(self.base, self.factor.powf(f64::from(retry))).max(self.base)
         };
         Some(grown.min(self.max))
     }

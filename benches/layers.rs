@@ -1,0 +1,160 @@
+//! Happy-path cost of the layers: a request answered 200 at once, through no
+//! middleware, through bare `tower::retry::Retry` with a trivial cloning
+//! policy, and through `BackoffRetryLayer`. Also counts heap allocations per
+//! request with a counting global allocator.
+//!
+//! Run: `cargo bench --bench layers`.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::convert::Infallible;
+use std::future::{ready, Future, Ready};
+use std::pin::pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use http::{Request, Response};
+use http_body_util::Full;
+use tower::retry::{Policy, Retry};
+use tower::{Layer, Service};
+use tower_backoff::BackoffRetryLayer;
+
+/// Counts allocations so the bench can report allocations per request.
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only counts calls.
+// (The library itself forbids unsafe code; this is bench-only instrumentation.)
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+type Req = Request<Full<Bytes>>;
+
+/// The upstream: answers 200 at once.
+#[derive(Clone, Copy)]
+struct Ok200;
+
+impl Service<Req> for Ok200 {
+    type Response = Response<()>;
+    type Error = Infallible;
+    type Future = Ready<Result<Response<()>, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _req: Req) -> Self::Future {
+        ready(Ok(Response::new(())))
+    }
+}
+
+/// What a user writes for tower's retry today: clone the request, never retry.
+#[derive(Clone, Copy)]
+struct CloneOnly;
+
+impl Policy<Req, Response<()>, Infallible> for CloneOnly {
+    type Future = Ready<()>;
+
+    fn retry(
+        &mut self,
+        _: &mut Req,
+        _: &mut Result<Response<()>, Infallible>,
+    ) -> Option<Ready<()>> {
+        None
+    }
+
+    fn clone_request(&mut self, req: &Req) -> Option<Req> {
+        Some(req.clone())
+    }
+}
+
+fn request() -> Req {
+    Request::builder()
+        .uri("http://api.example.com/v1/items")
+        .header("authorization", "Bearer token")
+        .body(Full::new(Bytes::from_static(b"{\"q\":1}")))
+        .unwrap()
+}
+
+/// Drives a future that completes without waiting (all of these do).
+fn run<F: Future>(f: F) -> F::Output {
+    let mut f = pin!(f);
+    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(out) => out,
+        Poll::Pending => panic!("happy path must not wait"),
+    }
+}
+
+fn call<S: Service<Req>>(svc: &mut S, req: Req) -> Result<S::Response, S::Error> {
+    run(std::future::poll_fn(|cx| svc.poll_ready(cx)))?;
+    run(svc.call(req))
+}
+
+fn allocations_per_request<S: Service<Req>>(svc: &mut S) -> f64 {
+    const N: u64 = 10_000;
+    let reqs: Vec<Req> = (0..N).map(|_| request()).collect();
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    for req in reqs {
+        let _ = call(svc, req);
+    }
+    (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / N as f64
+}
+
+fn backoff_layer() -> BackoffRetryLayer {
+    BackoffRetryLayer::exponential(Duration::from_millis(100), Duration::from_secs(10))
+}
+
+fn happy_path(c: &mut Criterion) {
+    let mut group = c.benchmark_group("happy_path");
+    let mut bare = Ok200;
+    let mut tower_retry = Retry::new(CloneOnly, Ok200);
+    let mut backoff = backoff_layer().layer(Ok200);
+
+    println!(
+        "allocations per request: none {:.2}, tower Retry {:.2}, BackoffRetryLayer {:.2}",
+        allocations_per_request(&mut bare),
+        allocations_per_request(&mut tower_retry),
+        allocations_per_request(&mut backoff),
+    );
+
+    group.bench_function("no_middleware", |b| {
+        b.iter_batched(request, |r| call(&mut bare, r), BatchSize::SmallInput)
+    });
+    group.bench_function("tower_retry_clone_only", |b| {
+        b.iter_batched(
+            request,
+            |r| call(&mut tower_retry, r),
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("backoff_retry_layer", |b| {
+        b.iter_batched(request, |r| call(&mut backoff, r), BatchSize::SmallInput)
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_millis(500));
+    targets = happy_path
+}
+criterion_main!(benches);

@@ -1,0 +1,65 @@
+//! Arbitrary response headers through every header parser at once.
+#![no_main]
+
+use std::time::{Duration, SystemTime};
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use libfuzzer_sys::fuzz_target;
+use tower_backoff::headers::{self, MAX_HINT};
+
+const NAMES: &[&str] = &[
+    "retry-after",
+    "retry-after-ms",
+    "x-ms-retry-after-ms",
+    "grpc-retry-pushback-ms",
+    "ratelimit",
+    "ratelimit-policy",
+    "ratelimit-limit",
+    "ratelimit-remaining",
+    "ratelimit-reset",
+    "x-ratelimit-limit",
+    "x-ratelimit-remaining",
+    "x-ratelimit-reset",
+    "x-ratelimit-reset-after",
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-reset-requests",
+    "x-ratelimit-limit-tokens",
+    "x-ratelimit-remaining-tokens",
+    "x-ratelimit-reset-tokens",
+    "anthropic-ratelimit-requests-limit",
+    "anthropic-ratelimit-requests-remaining",
+    "anthropic-ratelimit-requests-reset",
+];
+
+fuzz_target!(|data: &[u8]| {
+    if data.len() < 8 {
+        return;
+    }
+    // First 8 bytes: "now" in seconds since the epoch (bounded to year ~2500).
+    let secs = u64::from_le_bytes(data[..8].try_into().unwrap()) % 16_725_225_600;
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+    // Then records: one byte picks the header name, one the value length.
+    let mut map = HeaderMap::new();
+    let mut rest = &data[8..];
+    while rest.len() >= 2 {
+        let name = NAMES[rest[0] as usize % NAMES.len()];
+        let len = (rest[1] as usize).min(rest.len() - 2);
+        let value = &rest[2..2 + len];
+        rest = &rest[2 + len..];
+        if let Ok(v) = HeaderValue::from_bytes(value) {
+            map.append(HeaderName::from_static(name), v);
+        }
+    }
+    let hints = headers::hints(&map, now);
+    if let Some(d) = hints.retry_after {
+        assert!(d <= MAX_HINT);
+    }
+    if let Some(rl) = hints.rate_limit {
+        if let (Some(limit), Some(remaining)) = (rl.limit, rl.remaining) {
+            assert!(remaining <= limit);
+        }
+        assert!(rl.reset.is_none_or(|r| r <= MAX_HINT));
+        assert!(rl.window.is_none_or(|w| w <= MAX_HINT && !w.is_zero()));
+    }
+});
