@@ -206,6 +206,25 @@ where
 ///
 /// An error sent in gRPC *trailers* after a streamed reply is not visible
 /// here: tower's retry decides when the response head arrives.
+///
+/// A custom classifier can start from it and add a rule:
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_backoff::classify::{classify_response, Decision, Reason};
+/// use tower_backoff::BackoffRetryLayer;
+///
+/// // Also retry 409 Conflict, otherwise behave as the default.
+/// let layer = BackoffRetryLayer::exponential(Duration::from_millis(50), Duration::from_secs(5))
+///     .classify(|_req: &http::Request<String>, res: Result<&http::Response<()>, &std::io::Error>| {
+///         match res {
+///             Ok(r) if r.status() == 409 => Decision::retry(Reason::Status(r.status())),
+///             Ok(r) => classify_response(r.status(), r.headers()),
+///             Err(e) => tower_backoff::classify::classify_error(e),
+///         }
+///     });
+/// # let _ = layer;
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HttpClassifier;
 

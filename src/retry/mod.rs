@@ -236,6 +236,16 @@ impl<C> BackoffRetryLayer<C> {
     }
 
     /// Which requests may be sent twice (default [`Idempotency::Auto`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_backoff::{BackoffRetryLayer, Idempotency};
+    ///
+    /// // Every endpoint behind this client de-duplicates requests itself.
+    /// let layer = BackoffRetryLayer::exponential(Duration::from_millis(100), Duration::from_secs(10))
+    ///     .idempotency(Idempotency::AllIdempotent);
+    /// # let _ = layer;
+    /// ```
     pub fn idempotency(mut self, idempotency: Idempotency) -> Self {
         self.config_mut().idempotency = idempotency;
         self
@@ -252,6 +262,22 @@ impl<C> BackoffRetryLayer<C> {
 
     /// Call `hook` before every retry with the attempt about to be sent, its
     /// delay and the reason (for metrics; keep it quick, it runs inline).
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use tower_backoff::BackoffRetryLayer;
+    ///
+    /// let retries = Arc::new(AtomicU64::new(0));
+    /// let counter = retries.clone();
+    /// let layer = BackoffRetryLayer::exponential(Duration::from_millis(100), Duration::from_secs(10))
+    ///     .on_retry(move |event| {
+    ///         counter.fetch_add(1, Ordering::Relaxed);
+    ///         eprintln!("attempt {} in {:?} after {:?}", event.attempt, event.delay, event.reason);
+    ///     });
+    /// # let _ = layer;
+    /// ```
     pub fn on_retry<F>(mut self, hook: F) -> Self
     where
         F: Fn(&RetryEvent) + Send + Sync + 'static,

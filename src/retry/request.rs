@@ -77,8 +77,23 @@ pub trait RetryRequest: Sized {
 /// A request body that may be copied for a replay.
 ///
 /// Implemented for in-memory bodies (`Full`, `Empty`, `String`, `Vec<u8>`,
-/// `Bytes`, `&'static str`, `()`). Streaming bodies cannot be replayed: buffer
-/// them first (`BufferBodyLayer`).
+/// `Bytes`, `&'static str`, `()`) and for [`BufferedBody`](crate::body::BufferedBody).
+/// Streaming bodies cannot be replayed: buffer them first
+/// ([`BufferBodyLayer`](crate::BufferBodyLayer)).
+///
+/// ```
+/// use tower_backoff::ReplayBody;
+///
+/// /// A body that is a handle to shared, immutable bytes.
+/// #[derive(Clone)]
+/// struct Shared(std::sync::Arc<[u8]>);
+///
+/// impl ReplayBody for Shared {
+///     fn try_clone_body(&self) -> Option<Self> {
+///         Some(self.clone())
+///     }
+/// }
+/// ```
 #[diagnostic::on_unimplemented(
     message = "the request body `{Self}` cannot be replayed by BackoffRetryLayer",
     note = "buffer it with `BackoffRetryLayer::buffered(max_bytes)` or `BufferBodyLayer`, or implement `tower_backoff::ReplayBody` for it"
