@@ -161,20 +161,18 @@ impl Limiter {
     }
 
     fn respond(&self, verdict: Verdict) -> Response<Full<Bytes>> {
-        let mut response = match verdict {
-            Verdict::Allowed { .. } => Response::new(Full::new(Bytes::from_static(b"ok\n"))),
-            Verdict::Refused { .. } => {
-                let mut response = Response::new(Full::new(Bytes::from_static(b"slow down\n")));
-                *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-                response
-            }
+        let (status, body): (_, &'static [u8]) = match verdict {
+            Verdict::Allowed { .. } => (StatusCode::OK, b"ok\n"),
+            Verdict::Refused { .. } => (StatusCode::TOO_MANY_REQUESTS, b"slow down\n"),
         };
+        let mut response = Response::new(Full::new(Bytes::from_static(body)));
+        *response.status_mut() = status;
         let headers = response.headers_mut();
         if let Verdict::Refused { wait } = verdict {
             if self.limits.mode != Mode::None {
                 headers.insert(
                     header::RETRY_AFTER,
-                    number(whole_secs_up(wait.as_secs_f64()).max(1)),
+                    HeaderValue::from(whole_secs_up(wait.as_secs_f64()).max(1)),
                 );
             }
         }
@@ -218,10 +216,6 @@ fn secs_until_one_token(tokens: f64, rate: f64) -> Duration {
 
 fn whole_secs_up(secs: f64) -> u64 {
     secs.ceil() as u64
-}
-
-fn number(n: u64) -> HeaderValue {
-    HeaderValue::from(n)
 }
 
 fn text(s: &str) -> HeaderValue {
