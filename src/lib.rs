@@ -26,12 +26,14 @@ pub mod classify;
 mod duration;
 pub mod headers;
 mod jitter;
+pub mod rate_limit;
 pub mod retry;
 mod rng;
 pub mod schedule;
 
 pub use body::BufferBodyLayer;
 pub use jitter::Jitter;
+pub use rate_limit::{LocalRateLimited, RateLimitAware, RateLimitAwareLayer};
 pub use retry::{Attempt, BackoffRetryLayer, Idempotency, ReplayBody, RetryRequest};
 pub use rng::BackoffRng;
 pub use schedule::Schedule;

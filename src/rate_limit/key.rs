@@ -1,0 +1,150 @@
+//! Which requests share a limit: the key a request is gated under.
+//!
+//! Keys are `u64` hashes so that the gate's map stores no strings and the
+//! default key costs no allocation per request. Two names whose hashes
+//! collide (chance about 2⁻⁶⁴ per pair) would share one state — harmless: they
+//! would only be paced together.
+
+use std::fmt;
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::sync::Arc;
+
+use http::request::Parts;
+use http::Request;
+
+/// How a request's key is computed.
+#[derive(Clone, Default)]
+pub(crate) enum KeyFn {
+    /// The request URI's authority, else the `Host` header, else `""`.
+    #[default]
+    Authority,
+    /// A user function over the request head, hashed with the gate's hasher.
+    Custom(Arc<CustomKey>),
+}
+
+type CustomKey = dyn Fn(&Parts, &RandomState) -> u64 + Send + Sync;
+
+impl KeyFn {
+    /// Wraps a user key function.
+    pub(crate) fn custom<F, K>(f: F) -> Self
+    where
+        F: Fn(&Parts) -> K + Send + Sync + 'static,
+        K: Hash,
+    {
+        KeyFn::Custom(Arc::new(move |parts, hasher| hasher.hash_one(f(parts))))
+    }
+
+    /// The key of `req`. The request is taken and given back because a custom
+    /// function sees `Parts`, which only `into_parts` can lend (a move, no copy).
+    pub(crate) fn key<B>(&self, req: Request<B>, hasher: &RandomState) -> (u64, Request<B>) {
+        match self {
+            KeyFn::Authority => (authority_key(&req, hasher), req),
+            KeyFn::Custom(f) => {
+                let (parts, body) = req.into_parts();
+                let key = f(&parts, hasher);
+                (key, Request::from_parts(parts, body))
+            }
+        }
+    }
+}
+
+impl fmt::Debug for KeyFn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyFn::Authority => f.write_str("Authority"),
+            KeyFn::Custom(_) => f.write_str("Custom(..)"),
+        }
+    }
+}
+
+/// The default key: URI authority (absolute-form requests, as hyper's client
+/// sends), else the `Host` header (origin-form, as axum or tonic requests
+/// carry), else the empty name. Hosts are case-insensitive (RFC 3986 §3.2.2),
+/// so ASCII case is folded while hashing.
+fn authority_key<B>(req: &Request<B>, hasher: &RandomState) -> u64 {
+    let name: &[u8] = match req.uri().authority() {
+        Some(authority) => authority.as_str().as_bytes(),
+        None => req
+            .headers()
+            .get(http::header::HOST)
+            .map(|v| v.as_bytes())
+            .unwrap_or_default(),
+    };
+    hasher.hash_one(CaseFolded(name))
+}
+
+/// Bytes hashed as if ASCII-lowercased, without allocating a lowered copy.
+struct CaseFolded<'a>(&'a [u8]);
+
+impl Hash for CaseFolded<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let mut buf = [0u8; 64];
+        for chunk in self.0.chunks(buf.len()) {
+            let out = &mut buf[..chunk.len()];
+            out.copy_from_slice(chunk);
+            out.make_ascii_lowercase();
+            state.write(out);
+        }
+        // Length suffix, as `str`'s Hash does, so "ab"+"c" ≠ "a"+"bc" in
+        // composite keys.
+        state.write_usize(self.0.len());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_of(req: Request<()>, key_fn: &KeyFn, hasher: &RandomState) -> u64 {
+        key_fn.key(req, hasher).0
+    }
+
+    #[test]
+    fn default_key_is_authority_then_host_then_empty() {
+        let hasher = RandomState::new();
+        let k = KeyFn::Authority;
+        let abs = Request::get("https://API.example.com/v1/x")
+            .body(())
+            .unwrap();
+        let host = Request::get("/v1/y")
+            .header("host", "api.example.com")
+            .body(())
+            .unwrap();
+        let other = Request::get("https://other.example.com/").body(()).unwrap();
+        let none = Request::get("/").body(()).unwrap();
+        let none2 = Request::get("/z").body(()).unwrap();
+        assert_eq!(key_of(abs, &k, &hasher), key_of(host, &k, &hasher));
+        assert_ne!(
+            key_of(other, &k, &hasher),
+            key_of(
+                Request::get("https://api.example.com").body(()).unwrap(),
+                &k,
+                &hasher
+            )
+        );
+        assert_eq!(key_of(none, &k, &hasher), key_of(none2, &k, &hasher));
+    }
+
+    #[test]
+    fn custom_key_sees_the_request_head() {
+        let hasher = RandomState::new();
+        let k = KeyFn::custom(|parts: &Parts| parts.uri.path().to_owned());
+        let a = Request::get("https://x/a").body(()).unwrap();
+        let a2 = Request::get("https://y/a").body(()).unwrap();
+        let b = Request::get("https://x/b").body(()).unwrap();
+        assert_eq!(key_of(a, &k, &hasher), key_of(a2, &k, &hasher));
+        assert_ne!(
+            key_of(Request::get("https://x/a").body(()).unwrap(), &k, &hasher),
+            key_of(b, &k, &hasher)
+        );
+    }
+
+    #[test]
+    fn long_names_fold_case_across_chunks() {
+        let hasher = RandomState::new();
+        let long = "a".repeat(100);
+        let h1 = hasher.hash_one(CaseFolded(long.as_bytes()));
+        let h2 = hasher.hash_one(CaseFolded(long.to_ascii_uppercase().as_bytes()));
+        assert_eq!(h1, h2);
+    }
+}

@@ -1,0 +1,168 @@
+//! [`RateLimitAwareLayer`] and its builder methods.
+
+use std::fmt;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::request::Parts;
+use tower_layer::Layer;
+
+use super::gate::{Config, Gate};
+use super::key::KeyFn;
+use super::{GateStats, RateLimitAware};
+
+/// Default for [`RateLimitAwareLayer::max_wait`]: 60 s.
+const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(60);
+/// Default for [`RateLimitAwareLayer::max_hold`]: 5 min.
+const DEFAULT_MAX_HOLD: Duration = Duration::from_secs(5 * 60);
+/// Default for [`RateLimitAwareLayer::max_keys`].
+const DEFAULT_MAX_KEYS: usize = 10_000;
+
+/// A [`tower::Layer`](tower_layer::Layer) that reads what servers say about
+/// their limits and holds or paces requests so that calls that can only get
+/// `429 Too Many Requests` are not sent. See the [module docs](super) for
+/// the behaviour.
+///
+/// All services made by one layer, and all their clones, share one state.
+/// Changing a setting starts a fresh state, so configure the layer before
+/// cloning it or making services.
+///
+/// Defaults: key = request authority, [`max_wait`](Self::max_wait) 60 s,
+/// [`max_hold`](Self::max_hold) 5 min, [`slow_start`](Self::slow_start) on,
+/// [`max_keys`](Self::max_keys) 10,000.
+#[derive(Clone)]
+pub struct RateLimitAwareLayer {
+    gate: Arc<Gate>,
+    key: KeyFn,
+}
+
+impl RateLimitAwareLayer {
+    /// A layer with the defaults above.
+    pub fn new() -> Self {
+        RateLimitAwareLayer {
+            gate: Arc::new(Gate::new(Config {
+                max_wait: DEFAULT_MAX_WAIT,
+                max_hold: DEFAULT_MAX_HOLD,
+                slow_start: true,
+                max_keys: DEFAULT_MAX_KEYS,
+            })),
+            key: KeyFn::Authority,
+        }
+    }
+
+    fn configure(mut self, f: impl FnOnce(&mut Config)) -> Self {
+        let mut config = self.gate.config;
+        f(&mut config);
+        self.gate = Arc::new(Gate::new(config));
+        self
+    }
+
+    /// The longest a request may wait for the gate. A request whose wait,
+    /// as far as the gate can foresee it (a hold, the pace of the requests
+    /// ahead of it), would be longer is answered at once, without reaching
+    /// the inner service, with a local `429 Too Many Requests` carrying
+    /// `Retry-After` (whole seconds, rounded up) and a [`LocalRateLimited`]
+    /// extension. A waiting request is refused the same way as soon as a new
+    /// hold makes its wait too long.
+    ///
+    /// Default: 60 s. `Duration::ZERO` never waits: held requests are
+    /// answered 429 at once. `Duration::MAX` always waits.
+    ///
+    /// [`LocalRateLimited`]: super::LocalRateLimited
+    pub fn max_wait(self, max_wait: Duration) -> Self {
+        self.configure(|c| c.max_wait = max_wait)
+    }
+
+    /// The longest hold any one response can cause: `Retry-After`,
+    /// pushback and quota resets above it count as this long, so a
+    /// malformed or hostile value never stalls a key for longer.
+    ///
+    /// Default: 5 min.
+    pub fn max_hold(self, max_hold: Duration) -> Self {
+        self.configure(|c| c.max_hold = max_hold)
+    }
+
+    /// Whether a key the gate knows nothing about starts like TCP slow
+    /// start: one request in flight as a probe, then one more per accepted
+    /// response (the window doubles per round trip; while no response comes
+    /// back, it still grows by one a second), until the server's headers or
+    /// its first throttle say what the limit is.
+    ///
+    /// Default: on. Off, a new key takes the callers' full concurrency at
+    /// once (a server whose burst is smaller answers the excess with 429).
+    pub fn slow_start(self, enabled: bool) -> Self {
+        self.configure(|c| c.slow_start = enabled)
+    }
+
+    /// How many keys the gate remembers. At the cap, idle keys are evicted,
+    /// those that know nothing worth keeping first, then the least recently
+    /// used. Keys with requests waiting or in flight are never evicted, so
+    /// the count can exceed the cap only by the number of keys in use at
+    /// that moment.
+    ///
+    /// Default: 10,000. Zero counts as one.
+    pub fn max_keys(self, max_keys: usize) -> Self {
+        self.configure(|c| c.max_keys = max_keys)
+    }
+
+    /// Chooses which requests share a limit. `key` gets the request head and
+    /// returns anything hashable; requests with equal keys share a state.
+    ///
+    /// Default: the request URI's authority (`host:port`, ASCII case
+    /// folded), else the `Host` header, else one key for all.
+    ///
+    /// ```
+    /// use tower_backoff::RateLimitAwareLayer;
+    ///
+    /// // One limit per API key, as most LLM APIs count.
+    /// let layer = RateLimitAwareLayer::new().key_fn(|parts: &http::request::Parts| {
+    ///     parts.headers.get("authorization").map(|v| v.as_bytes().to_vec())
+    /// });
+    /// # let _ = layer;
+    /// ```
+    pub fn key_fn<F, K>(mut self, key: F) -> Self
+    where
+        F: Fn(&Parts) -> K + Send + Sync + 'static,
+        K: Hash,
+    {
+        self.key = KeyFn::custom(key);
+        self
+    }
+
+    /// A snapshot of the shared state; see [`GateStats`].
+    pub fn stats(&self) -> GateStats {
+        self.gate.stats()
+    }
+
+    pub(super) fn wrap<S>(&self, inner: S) -> RateLimitAware<S> {
+        RateLimitAware::from_parts(inner, self.gate.clone(), self.key.clone())
+    }
+}
+
+impl Default for RateLimitAwareLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<S> Layer<S> for RateLimitAwareLayer {
+    type Service = RateLimitAware<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        self.wrap(inner)
+    }
+}
+
+impl fmt::Debug for RateLimitAwareLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.gate.config;
+        f.debug_struct("RateLimitAwareLayer")
+            .field("max_wait", &c.max_wait)
+            .field("max_hold", &c.max_hold)
+            .field("slow_start", &c.slow_start)
+            .field("max_keys", &c.max_keys)
+            .field("key", &self.key)
+            .finish()
+    }
+}

@@ -1,0 +1,276 @@
+//! The rate a server accepts, learned from what it accepted, for servers that
+//! say only "429, Retry-After: n" and nothing about their quota.
+//!
+//! The anchor is the AWS SDKs' adaptive mode (a CUBIC token bucket: β 0.7,
+//! C 0.4, floor 0.5 req/s, never above twice the measured rate). It cuts its
+//! rate by 30 % on each throttle and regrows it as a cubic, so it meets the
+//! limit again and again. This learner instead measures the limit:
+//!
+//! * Each throttle closes an *active period*: the time since the gate started
+//!   releasing after the previous hold (or since the key's first release),
+//!   and the requests the server accepted in it. A token bucket, GCRA or
+//!   sliding-window limiter that starts a period full accepts
+//!   `burst + rate × time` before it throttles, so two periods give its
+//!   sustained rate as the slope of accepted over time — the rate accepted
+//!   while throttled, with the burst taken out — and the gate paces just
+//!   under it.
+//! * With one period only (the end of slow start), it paces at half the
+//!   rate the server accepted in it, assuming half of that was burst; the
+//!   next throttle gives the slope.
+//! * When the slope is meaningless (a fixed window accepts the same count
+//!   however long the period), it falls back to AWS-style multiplicative
+//!   decrease, never below the rate the server sustained from one throttle
+//!   to the next, holds included — which is exact for fixed windows.
+//! * Between throttles the rate creeps up as a cubic of the time since the
+//!   last one (slowly after a good fit, faster after a guess), to find
+//!   capacity the server adds later.
+//!
+//! Releases are spaced by a GCRA scheduler at the current rate.
+
+use tokio::time::Instant;
+
+use super::limits::Admit;
+use super::time::{after, after_secs, before, secs_between};
+use crate::duration::from_secs_f64;
+
+/// Multiplicative decrease on a throttle without a usable fit (AWS, CUBIC).
+const BETA: f64 = 0.7;
+/// Pace this far under a fitted rate.
+const FIT_MARGIN: f64 = 0.97;
+/// …or this far when one of the two periods was slow start, which leaves
+/// part of the server's refill unused in its first rounds and so makes the
+/// slope read high.
+const SLOW_START_FIT_MARGIN: f64 = 0.95;
+/// First guess after one period: half of what the server accepted was burst.
+const FIRST_GUESS: f64 = 0.5;
+/// Floor on any learned rate (requests per second), as AWS's.
+const MIN_RATE: f64 = 0.5;
+const MAX_RATE: f64 = 1e7;
+/// Time for the rate to double after a good fit, and after a guess.
+const PROBE_FITTED: f64 = 30.0;
+const PROBE_GUESSED: f64 = 10.0;
+
+/// One active period, as measured when a throttle closed it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Period {
+    /// Seconds from the period's first release to the throttle.
+    pub(super) secs: f64,
+    /// Requests the server accepted in it.
+    pub(super) accepted: f64,
+    /// The period began after a hold (or on a fresh key), so the server's
+    /// bucket was presumably full: the point can be fitted.
+    pub(super) after_hold: bool,
+    /// The period included slow start.
+    pub(super) slow_start: bool,
+    /// Accepted per second since the previous throttle, holds included.
+    pub(super) sustained: Option<f64>,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Learner {
+    /// Pacing rate set by the last throttle; `None` until one period has
+    /// been measured (the key is then probed by slow start, if enabled).
+    base: Option<f64>,
+    fitted: bool,
+    since: Instant,
+    /// GCRA theoretical arrival time of the next release.
+    tat: Instant,
+    point: Option<Point>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Point {
+    secs: f64,
+    accepted: f64,
+    slow_start: bool,
+}
+
+impl Learner {
+    pub(super) fn new(now: Instant) -> Self {
+        Learner {
+            base: None,
+            fitted: false,
+            since: now,
+            tat: now,
+            point: None,
+        }
+    }
+
+    /// The pacing rate now, if one has been learned.
+    pub(super) fn rate(&self, now: Instant) -> Option<f64> {
+        let base = self.base?;
+        let tau = if self.fitted {
+            PROBE_FITTED
+        } else {
+            PROBE_GUESSED
+        };
+        let x = secs_between(self.since, now) / tau;
+        Some((base * (1.0 + x * x * x)).min(MAX_RATE))
+    }
+
+    pub(super) fn is_measured(&self) -> bool {
+        self.base.is_some()
+    }
+
+    pub(super) fn check(&self, now: Instant) -> Admit {
+        if self.base.is_none() || self.tat <= now {
+            Admit::Now
+        } else {
+            Admit::At(self.tat)
+        }
+    }
+
+    /// When the `n`-th release from now could go, at the current rate.
+    pub(super) fn time_for(&self, now: Instant, n: usize) -> Instant {
+        match self.rate(now) {
+            Some(rate) => after_secs(self.tat.max(now), n as f64 / rate),
+            None => now,
+        }
+    }
+
+    /// GCRA with one interval of slack: a wake-up that comes late (timers
+    /// round up to the millisecond) does not push every later slot back,
+    /// and after idling, two releases may go together.
+    pub(super) fn on_grant(&mut self, now: Instant) {
+        if let Some(rate) = self.rate(now) {
+            let interval = from_secs_f64(1.0 / rate);
+            self.tat = after(self.tat.max(before(now, interval)), interval);
+        }
+    }
+
+    /// A granted release was never sent: its slot comes back.
+    pub(super) fn on_ungrant(&mut self, now: Instant) {
+        if let Some(rate) = self.rate(now) {
+            self.tat = before(self.tat, from_secs_f64(1.0 / rate));
+        }
+    }
+
+    /// A throttle closed `period`: set a new rate.
+    pub(super) fn on_throttle(&mut self, now: Instant, period: Period) {
+        let crude =
+            (period.secs > 1e-3 && period.accepted > 0.0).then(|| period.accepted / period.secs);
+        let point = (period.after_hold && crude.is_some()).then_some(Point {
+            secs: period.secs,
+            accepted: period.accepted,
+            slow_start: period.slow_start,
+        });
+        let fit = match (self.point, point) {
+            (Some(a), Some(b)) => slope(a, b),
+            _ => None,
+        };
+        if point.is_some() {
+            self.point = point;
+        }
+        let current = self.rate(now);
+        let (base, fitted) = match (fit, current, crude) {
+            (Some((rate, margin)), _, _) => (rate * margin, true),
+            (None, Some(current), _) => ((current * BETA).min(crude.unwrap_or(f64::MAX)), false),
+            (None, None, Some(crude)) => (crude * FIRST_GUESS, false),
+            (None, None, None) => return,
+        };
+        let floor = period.sustained.unwrap_or(0.0).max(MIN_RATE);
+        self.base = Some(base.max(floor).min(MAX_RATE));
+        self.fitted = fitted;
+        self.since = now;
+    }
+}
+
+/// The server's sustained rate from two periods that each began full:
+/// accepted = burst + rate × secs. `None` when the periods are too alike in
+/// length or the fit is not a token bucket's (rate ≤ 0, or burst < 0).
+fn slope(a: Point, b: Point) -> Option<(f64, f64)> {
+    let (short, long) = if a.secs <= b.secs { (a, b) } else { (b, a) };
+    let dt = long.secs - short.secs;
+    if dt < 0.05_f64.max(0.2 * long.secs) {
+        return None;
+    }
+    let rate = (long.accepted - short.accepted) / dt;
+    let burst = long.accepted - rate * long.secs;
+    if rate.is_nan() || rate <= 0.0 || burst < -1.0 {
+        return None;
+    }
+    let margin = if a.slow_start || b.slow_start {
+        SLOW_START_FIT_MARGIN
+    } else {
+        FIT_MARGIN
+    };
+    Some((rate, margin))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn period(secs: f64, accepted: f64) -> Period {
+        Period {
+            secs,
+            accepted,
+            after_hold: true,
+            slow_start: false,
+            sustained: None,
+        }
+    }
+
+    #[test]
+    fn two_periods_give_the_token_bucket_rate() {
+        let now = Instant::now();
+        let mut l = Learner::new(now);
+        // burst 10, 100/s: 0.1 s → 20 accepted, 0.5 s → 60.
+        l.on_throttle(now, period(0.1, 20.0));
+        assert_eq!(l.rate(now), Some(100.0));
+        l.on_throttle(now, period(0.5, 60.0));
+        let rate = l.rate(now).unwrap();
+        assert!((rate - 97.0).abs() < 1e-6, "{rate}");
+    }
+
+    #[test]
+    fn a_fixed_window_falls_back_to_decrease_floored_by_what_was_sustained() {
+        let now = Instant::now();
+        let mut l = Learner::new(now);
+        l.on_throttle(now, period(0.5, 60.0));
+        let mut p = period(1.0, 60.0);
+        p.sustained = Some(1.0);
+        l.on_throttle(now, p);
+        assert_eq!(l.rate(now), Some(60.0 * BETA));
+        for _ in 0..40 {
+            l.on_throttle(now, p);
+        }
+        assert_eq!(l.rate(now), Some(1.0));
+    }
+
+    #[test]
+    fn pacing_spaces_releases_and_gives_back_unsent_slots() {
+        let now = Instant::now();
+        let mut l = Learner::new(now);
+        l.on_throttle(now, period(0.1, 20.0)); // 100/s
+        let now = now + Duration::from_secs(1); // after idling…
+        assert_eq!(l.check(now), Admit::Now);
+        l.on_grant(now);
+        assert_eq!(l.check(now), Admit::Now); // …one interval of slack
+        l.on_grant(now);
+        let next = l.tat;
+        assert!(next > now && next <= now + Duration::from_millis(10));
+        assert_eq!(l.check(now), Admit::At(next));
+        l.on_ungrant(now);
+        assert_eq!(l.check(now), Admit::Now);
+    }
+
+    #[test]
+    fn rate_creeps_up_between_throttles() {
+        let now = Instant::now();
+        let mut l = Learner::new(now);
+        l.on_throttle(now, period(0.1, 20.0));
+        let later = now + Duration::from_secs(10);
+        assert_eq!(l.rate(later), Some(200.0));
+    }
+
+    #[test]
+    fn nothing_accepted_teaches_nothing() {
+        let now = Instant::now();
+        let mut l = Learner::new(now);
+        l.on_throttle(now, period(0.0, 0.0));
+        assert!(!l.is_measured());
+        assert_eq!(l.check(now), Admit::Now);
+    }
+}

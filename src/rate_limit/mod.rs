@@ -1,0 +1,162 @@
+//! Rate-limit-aware gating: stop sending calls that can only get 429.
+//!
+//! [`RateLimitAwareLayer`] reads what a server says about its limits, keeps
+//! that knowledge in one state shared by every clone of the layer and its
+//! services, and holds or paces outgoing requests accordingly. A request's
+//! path: wait for a permit from the gate → the inner service → the gate
+//! learns from the response (status and headers) → the permit is released.
+//!
+//! It sits inside a retry layer, so that every attempt passes through it:
+//!
+//! ```ignore
+//! let client = tower::ServiceBuilder::new()
+//!     .layer(BackoffRetryLayer::exponential(Duration::from_millis(100), Duration::from_secs(10)))
+//!     .layer(RateLimitAwareLayer::new())
+//!     .service(http_client);
+//! ```
+//!
+//! # What it reads
+//!
+//! Every response is parsed by [`crate::headers::hints`]: `Retry-After`
+//! (delta-seconds or HTTP-date), `retry-after-ms`, `x-ms-retry-after-ms`,
+//! the IETF `RateLimit`/`RateLimit-Policy` fields and their older forms,
+//! `X-RateLimit-*`, OpenAI's and Anthropic's headers, and gRPC's
+//! `grpc-retry-pushback-ms`. A *throttle* is a `429`, a gRPC
+//! `RESOURCE_EXHAUSTED` (`grpc-status: 8` in the headers of a trailers-only
+//! reply), or a `503`/`UNAVAILABLE` that names a wait. A gRPC status sent in
+//! trailers after a streamed reply is not visible to the gate.
+//!
+//! # What it does, per key
+//!
+//! * **Hold.** After a throttle with a wait hint, no request for the key
+//!   goes before the hint has passed; waiting requests are woken by a timer,
+//!   never by polling. After `remaining = 0`, none goes before the reset.
+//! * **Pace to the stated quota.** The gate keeps an estimate of what the
+//!   server still takes: the `remaining` it stated, less the requests in
+//!   flight it may not have counted yet (those sent after the one that
+//!   carried the statement). Read as a fixed window by default, the quota
+//!   comes back at the reset — spread at the policy's rate `q / w` if one is
+//!   stated, rather than in a burst — or, with only a `limit` known, as much
+//!   of the limit as was not committed since. Once the server is seen to
+//!   refill continuously (a token bucket: it stated a larger `remaining` for
+//!   a later request, before its reset, by no more than its rate could
+//!   refill), releases follow its rate at once.
+//! * **Learn the rate** of a server that only says "429, Retry-After": each
+//!   throttle measures how many requests the server accepted in the period
+//!   before it; two periods give the server's sustained rate with its burst
+//!   taken out, and the gate paces just under it, probing upward slowly.
+//!   Where that fit is meaningless it falls back to multiplicative decrease
+//!   (β = 0.7, as the AWS SDKs' adaptive mode), never below the rate the
+//!   server sustained from one throttle to the next.
+//! * **Slow start** for a key it knows nothing about: one probe, then the
+//!   number in flight grows by one per accepted response (doubling per round
+//!   trip) until headers or a throttle say what the limit is. While no
+//!   response comes back, the window still grows by one a second, so a slow
+//!   service does not serialise every caller behind its probe.
+//! * **Short-circuit**: a request that would wait longer than
+//!   [`max_wait`](RateLimitAwareLayer::max_wait) gets, at once and without
+//!   reaching the server, a local `429` with `Retry-After` and the
+//!   [`LocalRateLimited`] extension. Requests already waiting are refused the
+//!   same way as soon as a new hold makes their wait too long.
+//!
+//! Malformed, negative, huge or contradictory header values are ignored or
+//! capped: no hold lasts longer than
+//! [`max_hold`](RateLimitAwareLayer::max_hold). Memory is bounded by
+//! [`max_keys`](RateLimitAwareLayer::max_keys). Dropping a request's future
+//! while it waits or is in flight gives back whatever it reserved.
+//!
+//! `tracing` events: `info` when a key becomes limited (held, or quota
+//! exhausted) and when a request is answered locally; `debug` when a request
+//! is held, released, or a key's learned rate is lowered.
+//!
+//! # Example
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use http::{Request, Response, StatusCode};
+//! use tower::{Service, ServiceBuilder, ServiceExt};
+//! use tower_backoff::{LocalRateLimited, RateLimitAwareLayer};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! // A server that is over its limit for the next two minutes.
+//! let server = tower::service_fn(|_req: Request<String>| async {
+//!     let res = Response::builder()
+//!         .status(StatusCode::TOO_MANY_REQUESTS)
+//!         .header("retry-after", "120")
+//!         .body(String::new())
+//!         .unwrap();
+//!     Ok::<_, Infallible>(res)
+//! });
+//! let mut client = ServiceBuilder::new()
+//!     .layer(RateLimitAwareLayer::new().max_wait(std::time::Duration::from_secs(30)))
+//!     .service(server);
+//!
+//! let req = || Request::get("https://api.example.com/v1/x").body(String::new()).unwrap();
+//! // The server's 429 teaches the gate…
+//! let first = client.ready().await.unwrap().call(req()).await.unwrap();
+//! assert_eq!(first.status(), StatusCode::TOO_MANY_REQUESTS);
+//! assert!(first.extensions().get::<LocalRateLimited>().is_none());
+//!
+//! // …so the next call is answered locally, at once: 120 s > max_wait.
+//! let second = client.ready().await.unwrap().call(req()).await.unwrap();
+//! assert_eq!(second.status(), StatusCode::TOO_MANY_REQUESTS);
+//! let local = second.extensions().get::<LocalRateLimited>().unwrap();
+//! assert_eq!(local.wait.as_secs(), 120);
+//! assert_eq!(second.headers()["retry-after"], "120");
+//! # }
+//! ```
+
+mod future;
+mod gate;
+mod key;
+mod layer;
+mod learner;
+mod limits;
+mod quota;
+mod response;
+mod service;
+mod slow_start;
+mod time;
+
+use std::time::Duration;
+
+pub use future::ResponseFuture;
+pub use layer::RateLimitAwareLayer;
+pub use service::RateLimitAware;
+
+/// Marks a `429 Too Many Requests` made by the gate itself, in the response's
+/// extensions, so that callers can tell it from a server's 429: the request
+/// never reached the server.
+///
+/// ```
+/// # use http::Response;
+/// use tower_backoff::LocalRateLimited;
+/// # let res: Response<()> = Response::new(());
+/// if let Some(local) = res.extensions().get::<LocalRateLimited>() {
+///     println!("not sent; the gate expects a wait of {:?}", local.wait);
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LocalRateLimited {
+    /// How long the request would have had to wait (its `Retry-After`,
+    /// before rounding up to whole seconds).
+    pub wait: Duration,
+}
+
+/// A snapshot of a gate's shared state, from
+/// [`RateLimitAwareLayer::stats`] or [`RateLimitAware::stats`]. Taking it
+/// walks every key: meant for monitoring and tests, not per request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct GateStats {
+    /// Keys remembered (bounded by `max_keys`, plus keys in use).
+    pub keys: usize,
+    /// Keys held by a server hint or out of quota right now.
+    pub limited_keys: usize,
+    /// Requests waiting for a release.
+    pub waiting: usize,
+    /// Requests released and not yet answered.
+    pub in_flight: usize,
+}

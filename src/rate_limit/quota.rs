@@ -1,0 +1,595 @@
+//! What the server's RateLimit headers say, turned into an estimate of how
+//! many requests it will still take, and when it takes more.
+//!
+//! The estimate is a token count. Each release takes one. A response
+//! stating `remaining = r` resets it, counting against `r` the requests in
+//! flight that the server may not have counted yet: those released after
+//! the one that carried `r`, or shortly before (latency varies). Counting
+//! one twice only makes the gate wait a little early, never late. Replies
+//! come back in any order, so which `r` is the latest depends on the
+//! limiter:
+//!
+//! * windowed: `remaining` only falls until the reset, so the lowest `r` of
+//!   the window is the latest; as replies arrive, fewer requests are left to
+//!   count against it;
+//! * continuous: `remaining` also rises, so the latest is the lowest `r` among
+//!   the replies to requests released together (with the same statements
+//!   known, see [`Grant::generation`]); a reply from an earlier batch is
+//!   stale and can only lower the count.
+//!
+//! When the tokens come back depends on the kind of limiter, which the
+//! headers do not say:
+//!
+//! * **Windowed** (the draft's reading, and the default): nothing comes back
+//!   until the announced reset. From the reset on, tokens refill at the
+//!   policy's rate `q / w`, spreading the new window instead of bursting
+//!   into it. Without a policy rate but with a `limit` (GitHub's, OpenAI's
+//!   and Anthropic's headers), the reset brings back the `limit` less every
+//!   request released since the statement: a fixed window has at least that
+//!   then, and so does a bucket whose reset means "full again" (OpenAI,
+//!   Anthropic), which each later request delays. Without either, the
+//!   estimate expires at the reset and the key is probed afresh.
+//! * **Continuous** (token bucket, GCRA, sliding window): tokens refill at
+//!   `q / w` all the time, up to the largest `remaining` ever seen. The gate
+//!   switches to this reading only on evidence: before the reset it stated,
+//!   the server stated a larger `remaining` for a later request, by no more
+//!   than its rate could have refilled — which a windowed limiter never
+//!   does. A throttle switches back.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::limits::{Admit, Grant};
+use super::time::{after, after_secs, secs_between};
+use crate::headers::RateLimit;
+
+/// The reset assumed when a response states `remaining` but neither a reset
+/// nor a window: short, so that a stale count is soon probed again.
+const DEFAULT_RESET: Duration = Duration::from_secs(1);
+
+/// Rates outside this range are treated as these bounds (per second).
+const MIN_RATE: f64 = 1e-3;
+const MAX_RATE: f64 = 1e7;
+
+/// A token count this close to 1 is 1 (float rounding in refills).
+const EPS: f64 = 1e-9;
+
+#[derive(Debug, Clone)]
+pub(super) struct Quota {
+    /// Refill rate in requests per second (`q / w`), if the policy is known
+    /// or, once refill is proven, as inferred from the reset.
+    rate: Option<f64>,
+    /// The latest [`Statement::inferred_rate`].
+    inferred: Option<f64>,
+    /// Most tokens a fresh window can hold (`q`, or the largest `remaining`).
+    limit: f64,
+    /// Whether `limit` was stated rather than guessed.
+    limit_known: bool,
+    /// Largest `remaining` seen, plus one: the bucket size of a continuous
+    /// limiter.
+    burst: f64,
+    tokens: f64,
+    /// When `tokens` was last set.
+    at: Instant,
+    /// The reset most recently announced.
+    reset: Instant,
+    continuous: bool,
+    /// Smallest `remaining` stated since the last reset (windowed reading).
+    floor: f64,
+    /// The `remaining` that `tokens` was last set from: `stated − tokens` is
+    /// what was committed since.
+    stated: f64,
+    /// The batch (see [`Grant::generation`]) whose statements set `tokens`,
+    /// and its smallest `remaining` (continuous reading).
+    batch: u64,
+    batch_remaining: f64,
+    evidence: Evidence,
+}
+
+/// Evidence that the server refills continuously, measured against the
+/// tightest recent statement `remaining = r`, received at `at`. Before its
+/// reset, a windowed limiter cannot state a larger `remaining` for a request
+/// released after that statement (each request takes a unit); a refilling
+/// one states up to `rate × elapsed` more. A larger rise than that is a
+/// window reset seen early (resets are rounded to whole seconds), not
+/// evidence.
+#[derive(Debug, Clone)]
+struct Evidence {
+    remaining: f64,
+    at: Instant,
+    /// Counting stops here: the announced reset, less its rounding.
+    until: Instant,
+    /// Only requests released after the statement count.
+    from_seq: u64,
+}
+
+/// Latency differences between requests, in seconds, allowed for when
+/// bounding a refill (the server's clock is not the client's).
+const JITTER: f64 = 0.05;
+
+/// What one response said, as the gate uses it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Statement {
+    pub(super) remaining: u64,
+    pub(super) reset: Duration,
+    pub(super) limit: Option<u64>,
+    pub(super) window: Option<Duration>,
+}
+
+impl Statement {
+    /// A usable statement needs `remaining`; the reset falls back to the
+    /// window, then to a short default. Every duration is capped at `max_hold`.
+    pub(super) fn from_headers(rl: &RateLimit, max_hold: Duration) -> Option<Statement> {
+        let remaining = rl.remaining?;
+        let reset = rl.reset.or(rl.window).unwrap_or(DEFAULT_RESET);
+        Some(Statement {
+            remaining,
+            reset: reset.min(max_hold),
+            limit: rl.limit,
+            window: rl.window.filter(|w| !w.is_zero()),
+        })
+    }
+
+    fn rate(&self) -> Option<f64> {
+        let (limit, window) = (self.limit?, self.window?);
+        if limit == 0 {
+            return None;
+        }
+        Some((limit as f64 / window.as_secs_f64()).clamp(MIN_RATE, MAX_RATE))
+    }
+
+    /// The refill rate if the reset means "full again" (OpenAI's and
+    /// Anthropic's headers say so): the missing units over the time to
+    /// refill them. Used only once the server is seen to refill.
+    fn inferred_rate(&self) -> Option<f64> {
+        let limit = self.limit?;
+        let missing = limit.checked_sub(self.remaining).filter(|&m| m > 0)?;
+        let secs = self.reset.as_secs_f64();
+        (secs > 0.0).then(|| (missing as f64 / secs).clamp(MIN_RATE, MAX_RATE))
+    }
+}
+
+impl Quota {
+    /// A first statement. `others` are the requests in flight that it may
+    /// not count; `next_seq` is the sequence the next release gets.
+    pub(super) fn new(
+        s: &Statement,
+        now: Instant,
+        grant: Grant,
+        others: u32,
+        next_seq: u64,
+    ) -> Self {
+        let remaining = s.remaining as f64;
+        let reset = after(now, s.reset);
+        Quota {
+            rate: s.rate(),
+            inferred: s.inferred_rate(),
+            limit: s.limit.map_or(remaining, |l| l as f64).max(1.0),
+            limit_known: s.limit.is_some(),
+            burst: remaining + 1.0,
+            tokens: remaining - f64::from(others),
+            at: now,
+            reset,
+            continuous: false,
+            floor: remaining,
+            stated: remaining,
+            batch: grant.generation,
+            batch_remaining: remaining,
+            evidence: Evidence::new(remaining, now, s.reset, next_seq),
+        }
+    }
+
+    /// A later statement.
+    pub(super) fn update(
+        &mut self,
+        s: &Statement,
+        now: Instant,
+        grant: Grant,
+        others: u32,
+        next_seq: u64,
+    ) {
+        let remaining = s.remaining as f64;
+        let others = f64::from(others);
+        if let Some(rate) = s.rate() {
+            self.rate = Some(rate);
+        } else if let Some(inferred) = s.inferred_rate() {
+            self.inferred = Some(inferred);
+            if self.continuous && s.window.is_none() {
+                self.rate = Some(inferred);
+            }
+        }
+        if let Some(limit) = s.limit {
+            self.limit = (limit as f64).max(1.0);
+            self.limit_known = true;
+        }
+        self.burst = self
+            .burst
+            .max(remaining + 1.0)
+            .min(self.limit.max(remaining + 1.0));
+        let reset = after(now, s.reset);
+
+        // Continuous reading: the newest batch's lowest `remaining`.
+        let available = self.available(now);
+        let continuous_tokens = if grant.generation > self.batch {
+            self.batch = grant.generation;
+            self.batch_remaining = remaining;
+            remaining - others
+        } else if grant.generation == self.batch {
+            self.batch_remaining = self.batch_remaining.min(remaining);
+            self.batch_remaining - others
+        } else {
+            available.min(remaining - others)
+        };
+
+        if self.continuous {
+            self.tokens = continuous_tokens;
+            self.reset = reset;
+        } else {
+            if now >= self.reset {
+                // A new window: resets are rounded up, so it has surely begun.
+                self.floor = remaining;
+                self.reset = reset;
+            } else {
+                // Same window: every statement's reset is the window's end
+                // rounded up, so the earliest is the closest.
+                self.floor = self.floor.min(remaining);
+                self.reset = self.reset.min(reset);
+            }
+            self.stated = self.floor;
+            self.tokens = self.floor - others;
+        }
+        self.at = now;
+        let (valid, tighter, more) = {
+            let e = &self.evidence;
+            let valid = now < e.until;
+            let rate = self.rate.or(self.inferred).unwrap_or(0.0);
+            let refill = rate * (secs_between(e.at, now) + JITTER) + 1.0;
+            let rise = remaining - e.remaining;
+            (
+                valid,
+                rise < 0.0,
+                grant.seq >= e.from_seq && rise > 0.0 && rise <= refill,
+            )
+        };
+        if valid && more {
+            self.refills_continuously(now);
+        }
+        if !valid || tighter {
+            self.evidence = Evidence::new(remaining, now, s.reset, next_seq);
+        }
+    }
+
+    fn refills_continuously(&mut self, now: Instant) {
+        if self.continuous {
+            return;
+        }
+        self.rate = self.rate.or(self.inferred);
+        if self.rate.is_none() {
+            return;
+        }
+        self.tokens = self.available(now);
+        self.at = now;
+        self.continuous = true;
+    }
+
+    /// The server throttled a request: the continuous reading (if taken) was
+    /// wrong, or the bucket is shared with others; start over as windowed.
+    pub(super) fn on_throttle(&mut self, now: Instant) {
+        self.tokens = self.available(now).min(0.0);
+        self.floor = self.floor.min(0.0);
+        self.at = now;
+        self.continuous = false;
+    }
+
+    pub(super) fn on_grant(&mut self, now: Instant) {
+        self.tokens = self.available(now) - 1.0;
+        self.at = now;
+    }
+
+    /// A granted release was never sent: its token comes back.
+    pub(super) fn on_ungrant(&mut self) {
+        self.tokens += 1.0;
+    }
+
+    /// Windowed without a rate or a limit: nothing is known past the reset.
+    pub(super) fn is_stale(&self, now: Instant) -> bool {
+        self.rate.is_none() && !self.limit_known && now >= self.reset
+    }
+
+    pub(super) fn is_continuous(&self) -> bool {
+        self.continuous
+    }
+
+    pub(super) fn has_rate(&self) -> bool {
+        self.rate.is_some()
+    }
+
+    pub(super) fn is_exhausted(&self, now: Instant) -> bool {
+        self.available(now) < 1.0 - EPS
+    }
+
+    /// Past a rate-less reset with too few tokens, only a new statement can
+    /// tell: wait for a reply, or with none in flight, let one go to ask.
+    pub(super) fn check(&self, now: Instant, in_flight: u32) -> Admit {
+        match self.time_for(now, 1.0) {
+            Some(t) if t <= now => Admit::Now,
+            Some(t) => Admit::At(t),
+            None if in_flight == 0 => Admit::Now,
+            None => Admit::OnResponse,
+        }
+    }
+
+    /// When `need` tokens will be there if nothing else is learned; `None`
+    /// if that cannot be foreseen.
+    pub(super) fn time_for(&self, now: Instant, need: f64) -> Option<Instant> {
+        if self.available(now) >= need - EPS {
+            return Some(now);
+        }
+        let Some(rate) = self.rate else {
+            // What comes back comes at the reset; past it, only news helps.
+            return (now < self.reset).then_some(self.reset);
+        };
+        let from = self.refill_start().max(now);
+        let have = self.available(from);
+        if have >= need - EPS {
+            return Some(from);
+        }
+        if need > self.cap() + EPS {
+            // More than the bucket ever holds: the wait for the last token.
+            let secs = (self.cap() - have).max(0.0) / rate + (need - self.cap()) / rate;
+            return Some(after_secs(from, secs));
+        }
+        Some(after_secs(from, (need - have) / rate))
+    }
+
+    fn refill_start(&self) -> Instant {
+        if self.continuous {
+            self.at
+        } else {
+            self.at.max(self.reset)
+        }
+    }
+
+    fn cap(&self) -> f64 {
+        if self.continuous {
+            self.burst
+        } else {
+            self.limit
+        }
+    }
+
+    fn available(&self, now: Instant) -> f64 {
+        let Some(rate) = self.rate else {
+            if self.limit_known && self.at < self.reset && now >= self.reset {
+                // The limit, less what was committed since the statement.
+                return (self.limit - self.stated + self.tokens).min(self.limit);
+            }
+            return self.tokens;
+        };
+        let from = self.refill_start();
+        if now <= from || self.tokens >= self.cap() {
+            return self.tokens;
+        }
+        (self.tokens + rate * secs_between(from, now)).min(self.cap())
+    }
+}
+
+impl Evidence {
+    fn new(remaining: f64, now: Instant, reset: Duration, from_seq: u64) -> Self {
+        // Resets are stated in whole seconds, rounded either way: stop
+        // counting up to a second (at most half the reset) early.
+        let slack = (reset / 2).min(Duration::from_secs(1));
+        Evidence {
+            remaining,
+            at: now,
+            until: after(now, reset - slack),
+            from_seq,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A grant whose batch is its sequence number (one request per batch).
+    fn g(now: Instant, seq: u64) -> Grant {
+        Grant {
+            released_at: now,
+            seq,
+            generation: seq,
+        }
+    }
+
+    fn statement_limit(remaining: u64, reset: u64, limit: u64) -> Statement {
+        Statement {
+            remaining,
+            reset: Duration::from_secs(reset),
+            limit: Some(limit),
+            window: None,
+        }
+    }
+
+    fn statement(remaining: u64, reset: u64, policy: Option<(u64, u64)>) -> Statement {
+        Statement {
+            remaining,
+            reset: Duration::from_secs(reset),
+            limit: policy.map(|p| p.0),
+            window: policy.map(|p| Duration::from_secs(p.1)),
+        }
+    }
+
+    #[test]
+    fn remaining_zero_waits_for_the_reset_then_spreads_the_window() {
+        let now = Instant::now();
+        let q = Quota::new(&statement(0, 30, Some((60, 60))), now, g(now, 1), 0, 2);
+        assert_eq!(q.check(now, 0), Admit::At(now + Duration::from_secs(31)));
+        // The tenth token of the new window comes 10 s after the reset, not at it.
+        let t = q.time_for(now, 10.0).unwrap();
+        assert_eq!(t, now + Duration::from_secs(40));
+    }
+
+    #[test]
+    fn in_flight_requests_count_against_remaining() {
+        let now = Instant::now();
+        let mut q = Quota::new(&statement(3, 10, None), now, g(now, 1), 2, 4);
+        assert_eq!(q.check(now, 0), Admit::Now);
+        q.on_grant(now);
+        assert!(q.is_exhausted(now));
+        assert_eq!(q.check(now, 0), Admit::At(now + Duration::from_secs(10)));
+        assert!(q.is_stale(now + Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn a_known_limit_comes_back_at_the_reset_less_what_was_committed() {
+        let now = Instant::now();
+        let q = Quota::new(&statement_limit(0, 10, 60), now, g(now, 1), 5, 2);
+        assert_eq!(q.check(now, 0), Admit::At(now + Duration::from_secs(10)));
+        let reset = now + Duration::from_secs(10);
+        assert!(!q.is_stale(reset));
+        assert!((q.available(reset) - 55.0).abs() < 1e-9);
+        let mut q = q;
+        q.on_grant(reset);
+        assert!((q.available(reset) - 54.0).abs() < 1e-9);
+        // Releases before the reset are taken from what it brings back.
+        let mut q = Quota::new(&statement_limit(3, 10, 60), now, g(now, 1), 0, 2);
+        q.on_grant(now);
+        q.on_grant(now);
+        assert!((q.available(reset) - 58.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_stale_reply_only_lowers_the_count() {
+        let now = Instant::now();
+        let mut q = Quota::new(&statement(5, 10, None), now, g(now, 10), 0, 11);
+        q.update(&statement(9, 10, None), now, g(now, 3), 0, 11);
+        assert!((q.available(now) - 5.0).abs() < 1e-9);
+        q.update(&statement(2, 10, None), now, g(now, 4), 0, 11);
+        assert!((q.available(now) - 2.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_batch_counts_from_its_smallest_remaining_as_replies_arrive() {
+        let now = Instant::now();
+        let batch = |seq| Grant {
+            released_at: now,
+            seq,
+            generation: 1,
+        };
+        let first = Grant {
+            released_at: now,
+            seq: 1,
+            generation: 0,
+        };
+        let mut q = Quota::new(&statement(9, 1, None), now, first, 0, 2);
+        // Nine released together; the last released is processed first.
+        q.update(&statement(5, 1, None), now, batch(10), 8, 11);
+        assert!((q.available(now) - -3.0).abs() < 1e-9);
+        q.update(&statement(8, 1, None), now, batch(3), 7, 11);
+        q.update(&statement(1, 1, None), now, batch(7), 6, 11);
+        for (i, seq) in [2, 4, 5, 6, 8, 9].into_iter().enumerate() {
+            q.update(
+                &statement(10 - seq, 1, None),
+                now,
+                batch(seq),
+                5 - i as u32,
+                11,
+            );
+        }
+        // All replies in: the server has the batch's smallest `remaining`.
+        assert!((q.available(now) - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_continuous_quota_paces_at_its_rate_until_a_throttle() {
+        let now = Instant::now();
+        let later = now + Duration::from_millis(20);
+        let mut q = Quota::new(&statement(1, 1, Some((100, 1))), now, g(now, 1), 0, 2);
+        q.update(&statement(2, 1, Some((100, 1))), later, g(later, 2), 0, 3);
+        assert!(q.is_continuous());
+        q.update(&statement(0, 1, Some((100, 1))), later, g(later, 3), 0, 4);
+        // Next token in 10 ms at 100/s, not at the 1 s reset.
+        assert_eq!(
+            q.check(later, 0),
+            Admit::At(later + Duration::from_millis(10))
+        );
+        q.on_throttle(later);
+        assert_eq!(
+            q.check(later, 0),
+            Admit::At(later + Duration::from_millis(1010))
+        );
+    }
+
+    #[test]
+    fn a_later_request_stating_more_remaining_means_continuous() {
+        let now = Instant::now();
+        let later = now + Duration::from_millis(20);
+        // Statement r=1 from request 1, received when request 3 is next.
+        let mut q = Quota::new(&statement(1, 1, Some((100, 1))), now, g(now, 1), 0, 3);
+        // Request 2 was released before the statement arrived: the server may
+        // have counted it first.
+        q.update(&statement(2, 1, Some((100, 1))), later, g(now, 2), 0, 4);
+        assert!(!q.continuous);
+        q.update(&statement(2, 1, Some((100, 1))), later, g(later, 3), 0, 4);
+        assert!(q.continuous);
+    }
+
+    #[test]
+    fn a_reply_that_overtook_cannot_raise_a_windows_count() {
+        let now = Instant::now();
+        let t = now + Duration::from_millis(5);
+        let mut q = Quota::new(&statement(25, 2, Some((200, 2))), now, g(now, 1), 3, 2);
+        // A later batch's request was processed before the first: r=32.
+        q.update(&statement(32, 2, Some((200, 2))), t, g(t, 2), 2, 3);
+        assert!((q.available(t) - 23.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_window_reset_seen_early_is_not_a_refill() {
+        let now = Instant::now();
+        let later = now + Duration::from_millis(300);
+        // 200 per 2 s; `t` rounded up hides that the window ends at once.
+        let mut q = Quota::new(&statement(0, 1, Some((200, 2))), now, g(now, 1), 0, 2);
+        q.update(&statement(199, 2, Some((200, 2))), later, g(later, 2), 0, 3);
+        assert!(!q.is_continuous());
+    }
+
+    #[test]
+    fn a_fixed_window_never_looks_continuous() {
+        let now = Instant::now();
+        let mut q = Quota::new(&statement(5, 60, Some((5, 60))), now, g(now, 1), 0, 2);
+        for seq in 2..7 {
+            let t = now + Duration::from_millis(seq * 10);
+            q.on_grant(t);
+            q.update(
+                &statement(6 - seq, 60, Some((5, 60))),
+                t,
+                g(t, seq),
+                0,
+                seq + 1,
+            );
+        }
+        assert!(!q.continuous);
+        assert!(matches!(
+            q.check(now + Duration::from_secs(1), 0),
+            Admit::At(_)
+        ));
+    }
+
+    #[test]
+    fn huge_values_do_not_overflow() {
+        let now = Instant::now();
+        let s = Statement {
+            remaining: u64::MAX,
+            reset: Duration::MAX,
+            limit: Some(u64::MAX),
+            window: Some(Duration::from_nanos(1)),
+        };
+        let mut q = Quota::new(&s, now, g(now, 1), u32::MAX, 2);
+        let _ = q.check(now, 0);
+        let _ = q.time_for(now, 1e300);
+        q.on_grant(now);
+        q.update(&s, now, g(now, 2), u32::MAX, 3);
+    }
+}

@@ -1,0 +1,93 @@
+//! What a response tells the gate: was the request throttled, did the server
+//! process it, and what did its headers say.
+
+use std::time::{Duration, SystemTime};
+
+use http::{HeaderMap, StatusCode};
+
+use crate::headers::{self, Pushback, RateLimit};
+
+/// gRPC status codes that matter here (carried in response headers when the
+/// reply is trailers-only).
+const GRPC_RESOURCE_EXHAUSTED: &[u8] = b"8";
+const GRPC_UNAVAILABLE: &[u8] = b"14";
+
+/// One response, classified for the gate.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Outcome {
+    /// The server refused for load: 429, gRPC RESOURCE_EXHAUSTED, or a 503
+    /// (or gRPC UNAVAILABLE) that names a wait.
+    pub(super) throttled: bool,
+    /// The server processed the request (any other response but a bare 503).
+    pub(super) accepted: bool,
+    /// How long the server asked to wait, on a throttle.
+    pub(super) hold: Option<Duration>,
+    /// Quota headers, on any response.
+    pub(super) rate_limit: Option<RateLimit>,
+}
+
+impl Outcome {
+    /// Classifies a response by status and headers.
+    ///
+    /// A 503 without a hint is an outage, not a limit (RFC 9110 §15.6.4
+    /// says Retry-After *may* come with it): it neither holds the key nor
+    /// counts as accepted. Retry-After on other statuses means something
+    /// else (a redirect's delay) and is ignored.
+    pub(crate) fn read(status: StatusCode, headers: &HeaderMap) -> Outcome {
+        let grpc = headers.get("grpc-status").map(|v| v.as_bytes());
+        let exhausted = grpc == Some(GRPC_RESOURCE_EXHAUSTED);
+        let unavailable =
+            status == StatusCode::SERVICE_UNAVAILABLE || grpc == Some(GRPC_UNAVAILABLE);
+        let hints = if headers.is_empty() {
+            headers::Hints::default()
+        } else {
+            headers::hints(headers, SystemTime::now())
+        };
+        // gRPC A6: pushback is the server's own wait, and wins over
+        // Retry-After; "do not retry" names no wait.
+        let wait = match hints.pushback {
+            Some(Pushback::After(d)) => Some(d),
+            Some(Pushback::DoNotRetry) => None,
+            None => hints.retry_after,
+        };
+        let throttled = status == StatusCode::TOO_MANY_REQUESTS
+            || exhausted
+            || matches!(hints.pushback, Some(Pushback::After(_)))
+            || (unavailable && wait.is_some());
+        Outcome {
+            throttled,
+            accepted: !throttled && !unavailable,
+            hold: if throttled { wait } else { None },
+            rate_limit: hints.rate_limit,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(status: u16, headers: &[(&str, &str)]) -> Outcome {
+        let mut map = HeaderMap::new();
+        for (k, v) in headers {
+            map.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        Outcome::read(StatusCode::from_u16(status).unwrap(), &map)
+    }
+
+    #[test]
+    fn classifies_throttles() {
+        assert!(read(429, &[]).throttled);
+        assert!(!read(429, &[]).accepted);
+        assert!(read(200, &[("grpc-status", "8")]).throttled);
+        assert!(!read(503, &[]).throttled);
+        assert!(!read(503, &[]).accepted);
+        assert!(!read(200, &[("grpc-status", "14")]).accepted);
+        assert!(read(200, &[]).accepted);
+        assert!(read(500, &[]).accepted);
+        assert!(read(404, &[]).accepted);
+    }
+}

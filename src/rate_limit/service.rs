@@ -1,0 +1,131 @@
+//! [`RateLimitAware`], the service the layer wraps around a client.
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use tower_service::Service;
+
+use super::future::ResponseFuture;
+use super::gate::{Acquire, Gate};
+use super::key::KeyFn;
+use super::{GateStats, RateLimitAwareLayer};
+
+/// Holds or paces requests to a rate-limited service; made by
+/// [`RateLimitAwareLayer`].
+///
+/// Clones share the layer's state: a throttle seen through one holds the
+/// requests of all.
+///
+/// # Readiness
+///
+/// `poll_ready` is the inner service's. A request the gate admits at once is
+/// passed straight to the inner service that `poll_ready` made ready: no
+/// clone, no second readiness check. A held request takes a clone of the
+/// inner service and drives it to readiness only once released, so a long
+/// hold never pins inner capacity such as a `ConcurrencyLimit` permit; the
+/// readiness already reserved on the original stays for the next call.
+pub struct RateLimitAware<S> {
+    inner: S,
+    gate: Arc<Gate>,
+    key: KeyFn,
+}
+
+impl<S> RateLimitAware<S> {
+    /// Wraps `inner` with a default [`RateLimitAwareLayer`] (its own state).
+    pub fn new(inner: S) -> Self {
+        RateLimitAwareLayer::new().wrap(inner)
+    }
+
+    pub(super) fn from_parts(inner: S, gate: Arc<Gate>, key: KeyFn) -> Self {
+        RateLimitAware { inner, gate, key }
+    }
+
+    /// A default [`RateLimitAwareLayer`].
+    pub fn layer() -> RateLimitAwareLayer {
+        RateLimitAwareLayer::new()
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
+    /// A snapshot of the shared state; see [`GateStats`].
+    pub fn stats(&self) -> GateStats {
+        self.gate.stats()
+    }
+}
+
+impl<S: Clone> Clone for RateLimitAware<S> {
+    fn clone(&self) -> Self {
+        RateLimitAware {
+            inner: self.inner.clone(),
+            gate: self.gate.clone(),
+            key: self.key.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for RateLimitAware<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimitAware")
+            .field("inner", &self.inner)
+            .field("gate", &self.gate)
+            .field("key", &self.key)
+            .finish()
+    }
+}
+
+impl<S, B, Rb> Service<Request<B>> for RateLimitAware<S>
+where
+    S: Service<Request<B>, Response = Response<Rb>> + Clone,
+    Rb: Default,
+{
+    type Response = Response<Rb>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, B>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let (key, req) = self.key.key(req, &self.gate.hasher);
+        match self.gate.acquire(key) {
+            Acquire::Go(mut permit) => {
+                let fut = self.inner.call(req);
+                permit.mark_sent();
+                ResponseFuture::calling(fut, permit)
+            }
+            Acquire::Wait(waiting, wait) => {
+                tracing::debug!(
+                    authority = ?req.uri().authority(),
+                    ?wait,
+                    "rate limit: request held"
+                );
+                ResponseFuture::waiting(waiting, self.inner.clone(), req)
+            }
+            Acquire::Refuse(wait) => {
+                tracing::info!(
+                    authority = ?req.uri().authority(),
+                    ?wait,
+                    max_wait = ?self.gate.config.max_wait,
+                    "rate limit: wait exceeds max_wait, answering 429 locally"
+                );
+                ResponseFuture::refused(wait)
+            }
+        }
+    }
+}
