@@ -7,8 +7,8 @@ use http::{Request, Response};
 use http_body_util::Full;
 use tower::retry::RetryLayer;
 use tower::util::BoxCloneService;
-use tower::{Layer, Service};
-use tower_backoff::BackoffRetryLayer;
+use tower::{Layer, Service, ServiceBuilder};
+use tower_backoff::{BackoffRetryLayer, RateLimitAwareLayer};
 
 use super::seed001::{Seed001Policy, Strategy};
 use super::tower_reference::TowerPolicy;
@@ -81,8 +81,11 @@ pub fn all() -> Vec<Contender> {
             "BackoffRetry decorrelated",
             backoff_decorrelated,
         ),
-        // TODO(gate): add `contender("backoff+gate", "BackoffRetry + RateLimitAware",
-        // backoff_with_gate)` once RateLimitAwareLayer lands on main.
+        contender(
+            "backoff+gate",
+            "BackoffRetry + RateLimitAware",
+            backoff_with_gate,
+        ),
     ]
 }
 
@@ -124,9 +127,6 @@ fn backoff_decorrelated(transport: Transport, setup: &Setup) -> Transport {
 }
 
 /// The crate's quick start: `BackoffRetryLayer` over `RateLimitAwareLayer`.
-// TODO(gate): drop this `cfg` once RateLimitAwareLayer lands on main; until
-// then the function is parsed but not compiled.
-#[cfg(any())]
 fn backoff_with_gate(transport: Transport, setup: &Setup) -> Transport {
     let stack = ServiceBuilder::new()
         .layer(BackoffRetryLayer::exponential(BACKOFF_MIN, BACKOFF_MAX).seed(setup.seed))
