@@ -8,7 +8,7 @@
 //! upstream (host:port) instead.
 
 #[path = "common/mod.rs"]
-mod common;
+mod demo_upstream;
 
 use std::time::Duration;
 
@@ -59,13 +59,13 @@ async fn forward(State(gw): State<Gateway>, req: Request) -> Response {
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let authority = match std::env::args().nth(1) {
         Some(authority) => authority,
-        None => common::flaky_upstream(2).await?.to_string(),
+        None => demo_upstream::flaky_upstream(2).await?.to_string(),
     };
 
     let upstream = ServiceBuilder::new()
         .layer(
             BackoffRetryLayer::exponential(Duration::from_millis(100), Duration::from_secs(5))
-                .on_retry(common::print_retry)
+                .on_retry(demo_upstream::print_retry)
                 .buffered(256 * 1024),
         )
         .service(Client::builder(TokioExecutor::new()).build_http());

@@ -5,7 +5,7 @@
 //! calls your own.
 
 #[path = "common/mod.rs"]
-mod common;
+mod demo_upstream;
 
 use std::time::Duration;
 
@@ -20,7 +20,7 @@ use tower_backoff::BackoffRetryLayer;
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let url = match std::env::args().nth(1) {
         Some(url) => url,
-        None => format!("http://{}/v1/orders", common::flaky_upstream(2).await?),
+        None => format!("http://{}/v1/orders", demo_upstream::flaky_upstream(2).await?),
     };
 
     // The stack: retry (with buffering, so streaming bodies up to 64 KiB can
@@ -28,7 +28,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let client = ServiceBuilder::new()
         .layer(
             BackoffRetryLayer::exponential(Duration::from_millis(100), Duration::from_secs(10))
-                .on_retry(common::print_retry)
+                .on_retry(demo_upstream::print_retry)
                 .buffered(64 * 1024),
         )
         .service(Client::builder(TokioExecutor::new()).build_http());

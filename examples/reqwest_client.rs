@@ -6,7 +6,7 @@
 //! to call your own.
 
 #[path = "common/mod.rs"]
-mod common;
+mod demo_upstream;
 
 use std::time::Duration;
 
@@ -20,12 +20,12 @@ use tower_backoff::{Attempt, BackoffRetryLayer};
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let url = match std::env::args().nth(1) {
         Some(url) => url,
-        None => format!("http://{}/v1/orders", common::flaky_upstream(2).await?),
+        None => format!("http://{}/v1/orders", demo_upstream::flaky_upstream(2).await?),
     };
 
     let retry = BackoffRetryLayer::exponential(Duration::from_millis(100), Duration::from_secs(10))
         .budget(GrpcThrottle::new(100, 0.1))
-        .on_retry(common::print_retry);
+        .on_retry(demo_upstream::print_retry);
     let client = ClientBuilder::new(reqwest::Client::new())
         .with(BackoffMiddleware::new(retry))
         .build();

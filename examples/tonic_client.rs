@@ -7,7 +7,7 @@
 //! checks your own server's health service instead.
 
 #[path = "common/mod.rs"]
-mod common;
+mod demo_upstream;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -40,7 +40,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let channel = ServiceBuilder::new()
         .layer(
             BackoffRetryLayer::exponential(Duration::from_millis(50), Duration::from_secs(5))
-                .on_retry(common::print_retry)
+                .on_retry(demo_upstream::print_retry)
                 .buffered(64 * 1024),
         )
         .map_request(|req: http::Request<BufferedBody<Body>>| req.map(Body::new))

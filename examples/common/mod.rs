@@ -1,65 +1,108 @@
-//! A demo upstream for the stack examples: a hyper server on 127.0.0.1:0
-//! that answers its first `failures` requests with `429 Too Many Requests`
-//! and `retry-after-ms: 200`, then `200 OK`.
-#![allow(dead_code)]
+//! What the showdown and the simulation share: the flags, the token-bucket
+//! server logic, the contenders, the batch driver and the report. The two
+//! examples differ only in what carries a request to the bucket (hyper over
+//! loopback, or a direct call on tokio's paused clock).
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+pub mod batch;
+pub mod cli;
+pub mod contenders;
+pub mod limiter;
+pub mod report;
+pub mod seed001;
+pub mod tower_reference;
+
+use std::io::{self, Write as _};
+use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http::Uri;
 
-/// Starts the demo upstream; it runs until the program exits.
-pub async fn flaky_upstream(failures: usize) -> std::io::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let served = Arc::new(AtomicUsize::new(0));
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let served = served.clone();
-            let svc =
-                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                    let n = served.fetch_add(1, Ordering::SeqCst);
-                    async move {
-                        let (parts, body) = req.into_parts();
-                        let len = body.collect().await.map_or(0, |b| b.to_bytes().len());
-                        println!(
-                            "  upstream: #{} {} {} ({len} bytes)",
-                            n + 1,
-                            parts.method,
-                            parts.uri
-                        );
-                        let res = if n < failures {
-                            http::Response::builder()
-                                .status(429)
-                                .header("retry-after-ms", "200")
-                                .body(Full::new(Bytes::from_static(b"slow down")))
-                        } else {
-                            http::Response::builder().body(Full::new(Bytes::from_static(b"ok")))
-                        };
-                        Ok::<_, Infallible>(res.expect("a valid response"))
-                    }
-                });
-            tokio::spawn(async move {
-                let io = hyper_util::rt::TokioIo::new(stream);
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(io, svc)
-                    .await;
-            });
-        }
-    });
-    Ok(addr)
+use batch::{Plan, Progress};
+use cli::Config;
+use contenders::{Setup, Transport};
+use limiter::Limiter;
+use report::Row;
+
+/// A transport to a fresh server, where to send, and whatever keeps that
+/// server alive (dropped once the contender is done).
+pub struct Target<G> {
+    /// Carries requests to the server.
+    pub transport: Transport,
+    /// The server's address.
+    pub uri: Uri,
+    /// Dropping it stops the server.
+    pub guard: G,
 }
 
-/// Prints each retry the layer announces.
-pub fn print_retry(event: &tower_backoff::retry::RetryEvent) {
-    println!(
-        "  retry: attempt {} in {:?} after {} (server asked for {:?})",
-        event.attempt,
-        event.delay,
-        event.reason.map_or("?".to_string(), |r| r.to_string()),
-        event.retry_after,
+/// Runs every selected contender against a fresh server from `serve`, prints
+/// the table row by row, then writes the chart. Returns the rows.
+pub async fn run_all<G>(
+    config: &Config,
+    mut serve: impl FnMut(Arc<Limiter>) -> io::Result<Target<G>>,
+) -> io::Result<Vec<Row>> {
+    let shape = config.shape;
+    let ideal = Duration::from_secs_f64(shape.requests as f64 / shape.rate);
+    let setup = Setup {
+        seed: config.seed,
+        seed_second: Duration::from_secs_f64(f64::from(shape.burst) / shape.rate),
+    };
+    let title = format!(
+        "{}: {} requests, concurrency {}, server {}/s burst {}, mode {}, seed {}",
+        config.program,
+        shape.requests,
+        shape.concurrency,
+        shape.rate,
+        shape.burst,
+        config.mode,
+        config.seed
     );
+    say(&format!(
+        "{title}; ideal makespan {}; one seed-001 second = {}\n",
+        report::human(ideal),
+        report::human(setup.seed_second)
+    ))?;
+    say(&report::header())?;
+    let mut rows = Vec::new();
+    for contender in contenders::all() {
+        if !config.only.is_empty() && !config.only.iter().any(|id| id == contender.id) {
+            continue;
+        }
+        let limiter = Arc::new(Limiter::new(config.limits()));
+        let target = serve(limiter.clone())?;
+        let plan = Plan {
+            uri: target.uri,
+            requests: shape.requests,
+            concurrency: shape.concurrency,
+        };
+        let progress = Progress::new(contender.label, shape.requests);
+        let batch = batch::run(contender.wrap(target.transport, &setup), &plan, &progress).await;
+        progress.clear();
+        drop(target.guard);
+        let row = Row::new(&contender, &batch, limiter.counts(), ideal);
+        say(&report::line(&row))?;
+        rows.push(row);
+    }
+    report::write_svg(&config.svg, &title, &rows, ideal)?;
+    say(&format!("\nchart: {}", config.svg.display()))?;
+    Ok(rows)
+}
+
+/// Writes a line to stdout; an error (a closed pipe, say) ends the run
+/// instead of panicking as `println!` would.
+pub fn say(line: &str) -> io::Result<()> {
+    writeln!(io::stdout(), "{line}")
+}
+
+/// The exit code for a finished run: quiet success when stdout was closed
+/// early (`| head`), the error on stderr otherwise.
+pub fn exit_code(result: io::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
