@@ -14,7 +14,7 @@ use tokio::time::Instant;
 #[derive(Clone, Debug)]
 pub struct Reply {
     pub status: u16,
-    pub headers: Vec<(&'static str, String)>,
+    pub headers: Vec<(&'static str, http::HeaderValue)>,
 }
 
 pub fn reply(status: u16) -> Reply {
@@ -26,7 +26,14 @@ pub fn reply(status: u16) -> Reply {
 
 impl Reply {
     pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
-        self.headers.push((name, value.into()));
+        self.headers.push((name, value.into().parse().unwrap()));
+        self
+    }
+
+    /// A header whose value is arbitrary bytes (e.g. not UTF-8).
+    pub fn raw_header(mut self, name: &'static str, value: &[u8]) -> Self {
+        self.headers
+            .push((name, http::HeaderValue::from_bytes(value).unwrap()));
         self
     }
 
@@ -34,7 +41,7 @@ impl Reply {
         let mut res = Response::new(B::default());
         *res.status_mut() = StatusCode::from_u16(self.status).unwrap();
         for (k, v) in &self.headers {
-            res.headers_mut().insert(*k, v.parse().unwrap());
+            res.headers_mut().append(*k, v.clone());
         }
         res
     }
