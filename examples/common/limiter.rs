@@ -85,7 +85,8 @@ pub struct CallCounts {
 
 /// What the bucket decided for one call.
 enum Verdict {
-    /// Served; `remaining` whole tokens are left.
+    /// Served; `remaining` whole tokens are left, and one more comes after
+    /// `next_token` (zero when the bucket is full).
     Allowed {
         remaining: u64,
         next_token: Duration,
@@ -140,22 +141,21 @@ impl Limiter {
     fn admit(&self) -> Verdict {
         self.sent.fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
-        let rate = self.limits.rate;
+        let (rate, burst) = (self.limits.rate, f64::from(self.limits.burst));
         let mut bucket = self.bucket.lock().unwrap_or_else(|e| e.into_inner());
         let elapsed = now.saturating_duration_since(bucket.refilled_at);
-        bucket.tokens =
-            (bucket.tokens + elapsed.as_secs_f64() * rate).min(f64::from(self.limits.burst));
+        bucket.tokens = (bucket.tokens + elapsed.as_secs_f64() * rate).min(burst);
         bucket.refilled_at = now;
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
             Verdict::Allowed {
                 remaining: bucket.tokens as u64,
-                next_token: secs_until_one_token(bucket.tokens, rate),
+                next_token: until_next_token(bucket.tokens, burst, rate),
             }
         } else {
             self.wasted.fetch_add(1, Ordering::Relaxed);
             Verdict::Refused {
-                wait: secs_until_one_token(bucket.tokens, rate),
+                wait: until_next_token(bucket.tokens, burst, rate),
             }
         }
     }
@@ -200,18 +200,23 @@ impl Limiter {
     }
 }
 
-/// `"default";r=<remaining>;t=<whole seconds until a token>`.
-fn ratelimit_header(remaining: u64, reset: Duration) -> HeaderValue {
-    let reset = if remaining > 0 {
-        0
-    } else {
-        whole_secs_up(reset.as_secs_f64())
-    };
-    text(&format!("\"default\";r={remaining};t={reset}"))
+/// `"default";r=<remaining>;t=<next>`: `t` is the whole seconds, rounded
+/// up, "until additional quota … is made available" (draft-ietf-httpapi-
+/// ratelimit-headers-10; earlier drafts said "until the quota resets", which
+/// a token bucket never does all at once).
+fn ratelimit_header(remaining: u64, next: Duration) -> HeaderValue {
+    let next = whole_secs_up(next.as_secs_f64());
+    text(&format!("\"default\";r={remaining};t={next}"))
 }
 
-fn secs_until_one_token(tokens: f64, rate: f64) -> Duration {
-    Duration::from_secs_f64(((1.0 - tokens) / rate).max(0.0))
+/// Time until the bucket holds one more whole token than now; zero when it
+/// is full.
+fn until_next_token(tokens: f64, burst: f64, rate: f64) -> Duration {
+    if tokens >= burst {
+        return Duration::ZERO;
+    }
+    let missing = tokens.floor() + 1.0 - tokens;
+    Duration::from_secs_f64((missing / rate).max(0.0))
 }
 
 fn whole_secs_up(secs: f64) -> u64 {
