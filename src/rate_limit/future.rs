@@ -7,13 +7,15 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use http::{header, HeaderValue, Request, Response, StatusCode};
+use std::marker::PhantomData;
+
+use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::gate::{Permit, Waiting};
+use super::refusal::Refusal;
 use super::response::Outcome;
-use super::LocalRateLimited;
 
 pin_project! {
     /// Response future of [`RateLimitAware`](super::RateLimitAware).
@@ -21,7 +23,7 @@ pin_project! {
     /// Dropping it at any point is safe: a place in the queue is given up, a
     /// granted release that was not sent is given back whole, and a request
     /// in flight frees its slot.
-    pub struct ResponseFuture<S, B>
+    pub struct ResponseFuture<S, B, R>
     where
         S: Service<Request<B>>,
     {
@@ -30,6 +32,7 @@ pin_project! {
         svc: Option<S>,
         req: Option<Request<B>>,
         permit: Option<Permit>,
+        refusal: PhantomData<fn() -> R>,
     }
 }
 
@@ -44,17 +47,19 @@ pin_project! {
     }
 }
 
-impl<S, B> ResponseFuture<S, B>
+impl<S, B, R> ResponseFuture<S, B, R>
 where
     S: Service<Request<B>>,
 {
-    /// Granted at once: the request was already handed to the service.
-    pub(super) fn calling(fut: S::Future, permit: Permit) -> Self {
+    /// Granted at once (or, for a gate that never refuses, sent without a
+    /// permit): the request was already handed to the service.
+    pub(super) fn calling(fut: S::Future, permit: Option<Permit>) -> Self {
         ResponseFuture {
             state: State::Calling { fut },
             svc: None,
             req: None,
-            permit: Some(permit),
+            permit,
+            refusal: PhantomData,
         }
     }
 
@@ -65,6 +70,7 @@ where
             svc: Some(svc),
             req: Some(req),
             permit: None,
+            refusal: PhantomData,
         }
     }
 
@@ -75,14 +81,15 @@ where
             svc: None,
             req: None,
             permit: None,
+            refusal: PhantomData,
         }
     }
 }
 
-impl<S, B, Rb> Future for ResponseFuture<S, B>
+impl<S, B, Rb, R> Future for ResponseFuture<S, B, R>
 where
     S: Service<Request<B>, Response = Response<Rb>>,
-    Rb: Default,
+    R: Refusal<Rb>,
 {
     type Output = Result<Response<Rb>, S::Error>;
 
@@ -133,11 +140,16 @@ where
                     return Poll::Ready(result);
                 }
                 StateProj::Refused { wait } => {
-                    let wait = *wait;
+                    let Some(res) = R::local_response(*wait) else {
+                        // A gate that never refuses sends the request anyway
+                        // (unreachable with `max_wait` at its maximum).
+                        this.state.set(State::Readying);
+                        continue;
+                    };
                     this.svc.take();
                     this.req.take();
                     this.state.set(State::Done);
-                    return Poll::Ready(Ok(local_429(wait)));
+                    return Poll::Ready(Ok(res));
                 }
                 StateProj::Done => panic!("ResponseFuture polled after completion"),
             }
@@ -145,7 +157,7 @@ where
     }
 }
 
-impl<S, B> fmt::Debug for ResponseFuture<S, B>
+impl<S, B, R> fmt::Debug for ResponseFuture<S, B, R>
 where
     S: Service<Request<B>>,
 {
@@ -161,19 +173,4 @@ where
             .field("state", &state)
             .finish_non_exhaustive()
     }
-}
-
-/// `429 Too Many Requests` made locally, with `Retry-After` in whole seconds
-/// rounded up (RFC 9110 §10.2.3 allows no fractions; rounding down would
-/// invite a retry that is refused again).
-pub(super) fn local_429<Rb: Default>(wait: Duration) -> Response<Rb> {
-    let secs = wait
-        .as_secs()
-        .saturating_add(u64::from(wait.subsec_nanos() > 0));
-    let mut res = Response::new(Rb::default());
-    *res.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-    res.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    res.extensions_mut().insert(LocalRateLimited { wait });
-    res
 }

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::hash::Hash;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,10 +11,9 @@ use tower_layer::Layer;
 
 use super::gate::{Config, Gate};
 use super::key::KeyFn;
+use super::refusal::{Local429, WaitForPermit};
 use super::{GateStats, RateLimitAware};
 
-/// Default for [`RateLimitAwareLayer::max_wait`]: 60 s.
-const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(60);
 /// Default for [`RateLimitAwareLayer::max_hold`]: 5 min.
 const DEFAULT_MAX_HOLD: Duration = Duration::from_secs(5 * 60);
 /// Default for [`RateLimitAwareLayer::max_keys`].
@@ -28,13 +28,27 @@ const DEFAULT_MAX_KEYS: usize = 10_000;
 /// Changing a setting starts a fresh state, so configure the layer before
 /// cloning it or making services.
 ///
-/// Defaults: key = request authority, [`max_wait`](Self::max_wait) 60 s,
+/// Defaults: key = request authority, requests wait for their permit (no
+/// [`max_wait`](Self::max_wait), so any response body type works),
 /// [`max_hold`](Self::max_hold) 5 min, [`slow_start`](Self::slow_start) on,
 /// [`max_keys`](Self::max_keys) 10,000.
-#[derive(Clone)]
-pub struct RateLimitAwareLayer {
+///
+/// `R` is [`WaitForPermit`] until [`max_wait`](Self::max_wait) makes it
+/// [`Local429`].
+pub struct RateLimitAwareLayer<R = WaitForPermit> {
     gate: Arc<Gate>,
     key: KeyFn,
+    refusal: PhantomData<fn() -> R>,
+}
+
+impl<R> Clone for RateLimitAwareLayer<R> {
+    fn clone(&self) -> Self {
+        RateLimitAwareLayer {
+            gate: self.gate.clone(),
+            key: self.key.clone(),
+            refusal: PhantomData,
+        }
+    }
 }
 
 impl RateLimitAwareLayer {
@@ -42,20 +56,26 @@ impl RateLimitAwareLayer {
     pub fn new() -> Self {
         RateLimitAwareLayer {
             gate: Arc::new(Gate::new(Config {
-                max_wait: DEFAULT_MAX_WAIT,
+                max_wait: Duration::MAX,
                 max_hold: DEFAULT_MAX_HOLD,
                 slow_start: true,
                 max_keys: DEFAULT_MAX_KEYS,
             })),
             key: KeyFn::Authority,
+            refusal: PhantomData,
         }
     }
+}
 
-    fn configure(mut self, f: impl FnOnce(&mut Config)) -> Self {
+impl<R> RateLimitAwareLayer<R> {
+    fn configure<R2>(self, f: impl FnOnce(&mut Config)) -> RateLimitAwareLayer<R2> {
         let mut config = self.gate.config;
         f(&mut config);
-        self.gate = Arc::new(Gate::new(config));
-        self
+        RateLimitAwareLayer {
+            gate: Arc::new(Gate::new(config)),
+            key: self.key,
+            refusal: PhantomData,
+        }
     }
 
     /// The longest a request may wait for the gate. A request whose wait,
@@ -66,11 +86,14 @@ impl RateLimitAwareLayer {
     /// extension. A waiting request is refused the same way as soon as a new
     /// hold makes its wait too long.
     ///
-    /// Default: 60 s. `Duration::ZERO` never waits: held requests are
-    /// answered 429 at once. `Duration::MAX` always waits.
+    /// Default: none — requests wait (up to [`max_hold`](Self::max_hold)).
+    /// Setting it needs a response body type with a `Default` (an empty
+    /// body for the local 429): `String`, `Full<Bytes>`, axum's and tonic's
+    /// bodies do; hyper's `Incoming` does not (map it, e.g. to a `BoxBody`).
+    /// `Duration::ZERO` never waits: held requests are answered 429 at once.
     ///
     /// [`LocalRateLimited`]: super::LocalRateLimited
-    pub fn max_wait(self, max_wait: Duration) -> Self {
+    pub fn max_wait(self, max_wait: Duration) -> RateLimitAwareLayer<Local429> {
         self.configure(|c| c.max_wait = max_wait)
     }
 
@@ -80,7 +103,7 @@ impl RateLimitAwareLayer {
     ///
     /// Default: 5 min.
     pub fn max_hold(self, max_hold: Duration) -> Self {
-        self.configure(|c| c.max_hold = max_hold)
+        self.configure::<R>(|c| c.max_hold = max_hold)
     }
 
     /// Whether a key the gate knows nothing about starts like TCP slow
@@ -92,7 +115,7 @@ impl RateLimitAwareLayer {
     /// Default: on. Off, a new key takes the callers' full concurrency at
     /// once (a server whose burst is smaller answers the excess with 429).
     pub fn slow_start(self, enabled: bool) -> Self {
-        self.configure(|c| c.slow_start = enabled)
+        self.configure::<R>(|c| c.slow_start = enabled)
     }
 
     /// How many keys the gate remembers. At the cap, idle keys are evicted,
@@ -103,7 +126,7 @@ impl RateLimitAwareLayer {
     ///
     /// Default: 10,000. Zero counts as one.
     pub fn max_keys(self, max_keys: usize) -> Self {
-        self.configure(|c| c.max_keys = max_keys)
+        self.configure::<R>(|c| c.max_keys = max_keys)
     }
 
     /// Chooses which requests share a limit. `key` gets the request head and
@@ -135,7 +158,7 @@ impl RateLimitAwareLayer {
         self.gate.stats()
     }
 
-    pub(super) fn wrap<S>(&self, inner: S) -> RateLimitAware<S> {
+    pub(super) fn wrap<S>(&self, inner: S) -> RateLimitAware<S, R> {
         RateLimitAware::from_parts(inner, self.gate.clone(), self.key.clone())
     }
 }
@@ -146,15 +169,15 @@ impl Default for RateLimitAwareLayer {
     }
 }
 
-impl<S> Layer<S> for RateLimitAwareLayer {
-    type Service = RateLimitAware<S>;
+impl<S, R> Layer<S> for RateLimitAwareLayer<R> {
+    type Service = RateLimitAware<S, R>;
 
     fn layer(&self, inner: S) -> Self::Service {
         self.wrap(inner)
     }
 }
 
-impl fmt::Debug for RateLimitAwareLayer {
+impl<R> fmt::Debug for RateLimitAwareLayer<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = &self.gate.config;
         f.debug_struct("RateLimitAwareLayer")

@@ -114,6 +114,7 @@ mod layer;
 mod learner;
 mod limits;
 mod quota;
+mod refusal;
 mod response;
 mod service;
 mod slow_start;
@@ -123,6 +124,7 @@ use std::time::Duration;
 
 pub use future::ResponseFuture;
 pub use layer::RateLimitAwareLayer;
+pub use refusal::{Local429, Refusal, WaitForPermit};
 pub use service::RateLimitAware;
 
 /// Marks a `429 Too Many Requests` made by the gate itself, in the response's

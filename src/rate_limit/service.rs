@@ -1,6 +1,7 @@
 //! [`RateLimitAware`], the service the layer wraps around a client.
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -10,6 +11,7 @@ use tower_service::Service;
 use super::future::ResponseFuture;
 use super::gate::{Acquire, Gate};
 use super::key::KeyFn;
+use super::refusal::{Refusal, WaitForPermit};
 use super::{GateStats, RateLimitAwareLayer};
 
 /// Holds or paces requests to a rate-limited service; made by
@@ -26,10 +28,15 @@ use super::{GateStats, RateLimitAwareLayer};
 /// inner service and drives it to readiness only once released, so a long
 /// hold never pins inner capacity such as a `ConcurrencyLimit` permit; the
 /// readiness already reserved on the original stays for the next call.
-pub struct RateLimitAware<S> {
+///
+/// `R` says what happens to a request that would wait longer than
+/// `max_wait`: [`WaitForPermit`] (the default) or
+/// [`Local429`](super::Local429).
+pub struct RateLimitAware<S, R = WaitForPermit> {
     inner: S,
     gate: Arc<Gate>,
     key: KeyFn,
+    refusal: PhantomData<fn() -> R>,
 }
 
 impl<S> RateLimitAware<S> {
@@ -38,13 +45,20 @@ impl<S> RateLimitAware<S> {
         RateLimitAwareLayer::new().wrap(inner)
     }
 
-    pub(super) fn from_parts(inner: S, gate: Arc<Gate>, key: KeyFn) -> Self {
-        RateLimitAware { inner, gate, key }
-    }
-
     /// A default [`RateLimitAwareLayer`].
     pub fn layer() -> RateLimitAwareLayer {
         RateLimitAwareLayer::new()
+    }
+}
+
+impl<S, R> RateLimitAware<S, R> {
+    pub(super) fn from_parts(inner: S, gate: Arc<Gate>, key: KeyFn) -> Self {
+        RateLimitAware {
+            inner,
+            gate,
+            key,
+            refusal: PhantomData,
+        }
     }
 
     /// The inner service.
@@ -68,17 +82,18 @@ impl<S> RateLimitAware<S> {
     }
 }
 
-impl<S: Clone> Clone for RateLimitAware<S> {
+impl<S: Clone, R> Clone for RateLimitAware<S, R> {
     fn clone(&self) -> Self {
         RateLimitAware {
             inner: self.inner.clone(),
             gate: self.gate.clone(),
             key: self.key.clone(),
+            refusal: PhantomData,
         }
     }
 }
 
-impl<S: fmt::Debug> fmt::Debug for RateLimitAware<S> {
+impl<S: fmt::Debug, R> fmt::Debug for RateLimitAware<S, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RateLimitAware")
             .field("inner", &self.inner)
@@ -88,14 +103,14 @@ impl<S: fmt::Debug> fmt::Debug for RateLimitAware<S> {
     }
 }
 
-impl<S, B, Rb> Service<Request<B>> for RateLimitAware<S>
+impl<S, B, Rb, R> Service<Request<B>> for RateLimitAware<S, R>
 where
     S: Service<Request<B>, Response = Response<Rb>> + Clone,
-    Rb: Default,
+    R: Refusal<Rb>,
 {
     type Response = Response<Rb>;
     type Error = S::Error;
-    type Future = ResponseFuture<S, B>;
+    type Future = ResponseFuture<S, B, R>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -107,7 +122,7 @@ where
             Acquire::Go(mut permit) => {
                 let fut = self.inner.call(req);
                 permit.mark_sent();
-                ResponseFuture::calling(fut, permit)
+                ResponseFuture::calling(fut, Some(permit))
             }
             Acquire::Wait(waiting, wait) => {
                 tracing::debug!(
@@ -116,6 +131,10 @@ where
                     "rate limit: request held"
                 );
                 ResponseFuture::waiting(waiting, self.inner.clone(), req)
+            }
+            // Unreachable while `max_wait` is at its maximum; never lose the request.
+            Acquire::Refuse(_) if !R::REFUSES => {
+                ResponseFuture::calling(self.inner.call(req), None)
             }
             Acquire::Refuse(wait) => {
                 tracing::info!(
