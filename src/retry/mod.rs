@@ -58,6 +58,8 @@ mod request;
 
 pub use event::{GiveUp, RetryEvent};
 pub use future::Backoff;
+#[cfg(feature = "reqwest-middleware")]
+pub(crate) use request::is_idempotent_request;
 pub use request::{Attempt, Idempotency, ReplayBody, RetryRequest};
 
 type Hook = Arc<dyn Fn(&RetryEvent) + Send + Sync>;
@@ -352,12 +354,20 @@ impl<C> BackoffRetryLayer<C> {
     }
 }
 
+impl<C: Clone> BackoffRetryLayer<C> {
+    /// A copy with no per-request state: the policy a new service (or the
+    /// reqwest-middleware adapter) starts from.
+    pub(crate) fn fresh(&self) -> Self {
+        let mut policy = self.clone();
+        policy.state = RequestState::default();
+        policy
+    }
+}
+
 impl<S, C: Clone> tower_layer::Layer<S> for BackoffRetryLayer<C> {
     type Service = tower::retry::Retry<BackoffRetryLayer<C>, S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        let mut policy = self.clone();
-        policy.state = RequestState::default();
-        tower::retry::Retry::new(policy, inner)
+        tower::retry::Retry::new(self.fresh(), inner)
     }
 }

@@ -134,7 +134,7 @@ impl<B: ReplayBody> RetryRequest for Request<B> {
     }
 
     fn is_idempotent(&self) -> bool {
-        is_idempotent_method(self.method()) || self.headers().contains_key("idempotency-key")
+        is_idempotent_request(self.method(), self.headers())
     }
 
     fn set_attempt(&mut self, attempt: u32) {
@@ -142,9 +142,11 @@ impl<B: ReplayBody> RetryRequest for Request<B> {
     }
 }
 
-fn is_idempotent_method(method: &Method) -> bool {
+/// RFC 9110 §9.2.2 idempotent methods, or any request with an `Idempotency-Key`
+/// (shared by every request type the crate knows, so the rule lives once).
+pub(crate) fn is_idempotent_request(method: &Method, headers: &http::HeaderMap) -> bool {
     matches!(
         *method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
-    )
+    ) || headers.contains_key("idempotency-key")
 }

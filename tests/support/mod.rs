@@ -82,28 +82,74 @@ pub fn calls(seen: &Arc<Mutex<Seen>>) -> usize {
 /// A hyper HTTP/1 server on 127.0.0.1:0 answering the n-th request with
 /// `script[n]` (the last repeats). Returns its address and the request count.
 pub async fn serve_script(script: Vec<Reply>) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let seen = log.clone();
+    let addr = serve(script, move |r: Received| {
+        let mut s = seen.lock().unwrap();
+        s.push(format!("{} {}", r.method, r.path));
+        s.len() - 1
+    })
+    .await;
+    (addr, log)
+}
+
+/// One request as a loopback server received it, body read in full.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub method: http::Method,
+    pub path: String,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+    /// A body that failed while being read (e.g. the client gave up).
+    pub body_error: Option<String>,
+}
+
+/// Like [`serve_script`], recording every request in full.
+pub async fn serve_recorded(script: Vec<Reply>) -> (SocketAddr, Arc<Mutex<Vec<Received>>>) {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let seen = log.clone();
+    let addr = serve(script, move |r: Received| {
+        let mut s = seen.lock().unwrap();
+        s.push(r);
+        s.len() - 1
+    })
+    .await;
+    (addr, log)
+}
+
+/// A hyper HTTP/1 server on 127.0.0.1:0: every request is read in full and
+/// passed to `record`, which returns its index `n`; the reply is `script[n]`
+/// (the last repeats). The server runs until the test's runtime ends.
+pub async fn serve<F>(script: Vec<Reply>, record: F) -> SocketAddr
+where
+    F: Fn(Received) -> usize + Send + Sync + 'static,
+{
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let log = Arc::new(Mutex::new(Vec::new()));
     let script = Arc::new(script);
-    let seen = log.clone();
+    let record = Arc::new(record);
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
-            let (seen, script) = (seen.clone(), script.clone());
+            let (record, script) = (record.clone(), script.clone());
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                    let (seen, script) = (seen.clone(), script.clone());
+                    let (record, script) = (record.clone(), script.clone());
                     async move {
-                        let line = format!("{} {}", req.method(), req.uri().path());
-                        let _ = req.into_body().collect().await;
-                        let n = {
-                            let mut s = seen.lock().unwrap();
-                            s.push(line);
-                            s.len() - 1
+                        let (parts, body) = req.into_parts();
+                        let (body, body_error) = match body.collect().await {
+                            Ok(b) => (b.to_bytes(), None),
+                            Err(e) => (Bytes::new(), Some(e.to_string())),
                         };
+                        let n = record(Received {
+                            method: parts.method,
+                            path: parts.uri.path().to_string(),
+                            headers: parts.headers,
+                            body,
+                            body_error,
+                        });
                         let r: Response<Full<Bytes>> = script[n.min(script.len() - 1)].build();
                         Ok::<_, Infallible>(r)
                     }
@@ -115,7 +161,7 @@ pub async fn serve_script(script: Vec<Reply>) -> (SocketAddr, Arc<Mutex<Vec<Stri
             });
         }
     });
-    (addr, log)
+    addr
 }
 
 /// A hyper-util legacy HTTP client sending `Full<Bytes>` bodies.

@@ -1,0 +1,46 @@
+//! hyper-util's legacy client with `BackoffRetryLayer`.
+//!
+//! `cargo run --example hyper_client` calls a demo upstream on loopback that
+//! answers 429 twice; `cargo run --example hyper_client -- http://host/path`
+//! calls your own.
+
+#[path = "common/mod.rs"]
+mod demo_upstream;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tower::{ServiceBuilder, ServiceExt};
+use tower_backoff::BackoffRetryLayer;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let url = match std::env::args().nth(1) {
+        Some(url) => url,
+        None => format!("http://{}/v1/orders", demo_upstream::flaky_upstream(2).await?),
+    };
+
+    // The stack: retry (with buffering, so streaming bodies up to 64 KiB can
+    // be replayed) around the plain hyper-util client.
+    let client = ServiceBuilder::new()
+        .layer(
+            BackoffRetryLayer::exponential(Duration::from_millis(100), Duration::from_secs(10))
+                .on_retry(demo_upstream::print_retry)
+                .buffered(64 * 1024),
+        )
+        .service(Client::builder(TokioExecutor::new()).build_http());
+
+    // `Full` is already replayable; any `Unpin` body (e.g. a proxied
+    // `hyper::body::Incoming`) works the same through `.buffered`.
+    let req = http::Request::post(&url)
+        .header("idempotency-key", "order-42")
+        .body(Full::new(Bytes::from_static(b"{\"item\":42}")))?;
+    let res = client.oneshot(req).await?;
+    let status = res.status();
+    let body = res.into_body().collect().await?.to_bytes();
+    println!("{status}: {}", String::from_utf8_lossy(&body));
+    Ok(())
+}
