@@ -20,7 +20,10 @@ use tower_backoff::BackoffRetryLayer;
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let url = match std::env::args().nth(1) {
         Some(url) => url,
-        None => format!("http://{}/v1/orders", demo_upstream::flaky_upstream(2).await?),
+        None => format!(
+            "http://{}/v1/orders",
+            demo_upstream::flaky_upstream(2).await?
+        ),
     };
 
     // The stack: retry (with buffering, so streaming bodies up to 64 KiB can

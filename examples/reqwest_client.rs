@@ -20,7 +20,10 @@ use tower_backoff::{Attempt, BackoffRetryLayer};
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let url = match std::env::args().nth(1) {
         Some(url) => url,
-        None => format!("http://{}/v1/orders", demo_upstream::flaky_upstream(2).await?),
+        None => format!(
+            "http://{}/v1/orders",
+            demo_upstream::flaky_upstream(2).await?
+        ),
     };
 
     let retry = BackoffRetryLayer::exponential(Duration::from_millis(100), Duration::from_secs(10))

@@ -102,6 +102,25 @@ async fn ratelimit_headers_keep_server_429s_under_half_a_percent() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn ratelimit_headers_with_reset_zero_while_remaining_keep_429s_rare() {
+    // `t=0` while tokens remain: every reply looks like a fresh window, and
+    // replies that overtook others must not raise the count.
+    let server = MockServer::new(Mode::RateLimitNextToken, 100.0, 10.0);
+    let svc = RateLimitAwareLayer::new().layer(server.service());
+    let batch = run_batch(svc, 1_000, 50, "api.example.com").await;
+    let c = server.counts();
+    eprintln!(
+        "ratelimit (t=0 while remaining) mode: {} calls, {} server 429s ({:.2} %), makespan {:.2?}",
+        c.calls,
+        c.throttled,
+        pct(c.throttled, c.calls),
+        batch.makespan
+    );
+    assert_eq!(batch.succeeded, 1_000);
+    assert!(pct(c.throttled, c.calls) <= 0.5, "{c:?}");
+}
+
+#[tokio::test(start_paused = true)]
 async fn retry_after_only_keeps_server_429s_under_three_percent() {
     let server = MockServer::new(Mode::RetryAfter, 100.0, 10.0);
     let svc = RateLimitAwareLayer::new().layer(server.service());

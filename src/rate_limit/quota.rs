@@ -215,32 +215,40 @@ impl Quota {
             .min(self.limit.max(remaining + 1.0));
         let reset = after(now, s.reset);
 
-        // Continuous reading: the newest batch's lowest `remaining`.
-        let available = self.available(now);
-        let continuous_tokens = if grant.generation > self.batch {
+        // The newest batch's lowest `remaining`; `None` for a reply from an
+        // older batch, which may have been overtaken.
+        let latest = if grant.generation > self.batch {
             self.batch = grant.generation;
             self.batch_remaining = remaining;
-            remaining - others
+            Some(remaining)
         } else if grant.generation == self.batch {
             self.batch_remaining = self.batch_remaining.min(remaining);
-            self.batch_remaining - others
+            Some(self.batch_remaining)
         } else {
-            available.min(remaining - others)
+            None
         };
 
         if self.continuous {
-            self.tokens = continuous_tokens;
+            self.tokens = match latest {
+                Some(r) => r - others,
+                None => self.available(now).min(remaining - others),
+            };
             self.reset = reset;
         } else {
-            if now >= self.reset {
-                // A new window: resets are rounded up, so it has surely begun.
-                self.floor = remaining;
-                self.reset = reset;
-            } else {
-                // Same window: every statement's reset is the window's end
-                // rounded up, so the earliest is the closest.
-                self.floor = self.floor.min(remaining);
-                self.reset = self.reset.min(reset);
+            match latest {
+                Some(r) if now >= self.reset => {
+                    // A new window: resets are rounded up, so it has surely
+                    // begun.
+                    self.floor = r;
+                    self.reset = reset;
+                }
+                _ => {
+                    // Same window (or a stale reply): `remaining` only falls,
+                    // and every statement's reset is the window's end rounded
+                    // up, so the earliest is the closest.
+                    self.floor = self.floor.min(remaining);
+                    self.reset = self.reset.min(reset);
+                }
             }
             self.stated = self.floor;
             self.tokens = self.floor - others;
