@@ -98,8 +98,9 @@ impl<R> RateLimitAwareLayer<R> {
     }
 
     /// The longest hold any one response can cause: `Retry-After`,
-    /// pushback and quota resets above it count as this long, so a
-    /// malformed or hostile value never stalls a key for longer.
+    /// pushback and quota resets above it count as this long, and a stated
+    /// quota never spaces releases further apart, so a malformed or hostile
+    /// value never stalls a key for longer.
     ///
     /// Default: 5 min.
     pub fn max_hold(self, max_hold: Duration) -> Self {

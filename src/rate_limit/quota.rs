@@ -21,9 +21,10 @@
 //! headers do not say:
 //!
 //! * **Windowed** (the draft's reading, and the default): nothing comes back
-//!   until the announced reset. From the reset on, tokens refill at the
-//!   policy's rate `q / w`, spreading the new window instead of bursting
-//!   into it. Without a policy rate but with a `limit` (GitHub's, OpenAI's
+//!   until the announced reset. At the reset the new window's first
+//!   request goes, and the rest follow at the policy's rate `q / w`,
+//!   spreading the window instead of bursting into it (the rate is never
+//!   taken below one release per `max_hold`). Without a policy rate but with a `limit` (GitHub's, OpenAI's
 //!   and Anthropic's headers), the reset brings back the `limit` less every
 //!   request released since the statement: a fixed window has at least that
 //!   then, and so does a bucket whose reset means "full again" (OpenAI,
@@ -41,14 +42,16 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::limits::{Admit, Grant};
-use super::time::{after, after_secs, secs_between};
+use super::time::{after, after_secs, before, secs_between};
+use crate::duration::from_secs_f64;
 use crate::headers::RateLimit;
 
 /// The reset assumed when a response states `remaining` but neither a reset
 /// nor a window: short, so that a stale count is soon probed again.
 const DEFAULT_RESET: Duration = Duration::from_secs(1);
 
-/// Rates outside this range are treated as these bounds (per second).
+/// Rates outside this range are treated as these bounds (per second); a
+/// statement's own floor is one release per `max_hold`.
 const MIN_RATE: f64 = 1e-3;
 const MAX_RATE: f64 = 1e7;
 
@@ -115,6 +118,8 @@ pub(super) struct Statement {
     pub(super) reset: Duration,
     pub(super) limit: Option<u64>,
     pub(super) window: Option<Duration>,
+    /// Slowest rate a header may impose: one release per `max_hold`.
+    pub(super) min_rate: f64,
 }
 
 impl Statement {
@@ -128,6 +133,7 @@ impl Statement {
             reset: reset.min(max_hold),
             limit: rl.limit,
             window: rl.window.filter(|w| !w.is_zero()),
+            min_rate: (1.0 / max_hold.as_secs_f64()).max(MIN_RATE),
         })
     }
 
@@ -136,7 +142,7 @@ impl Statement {
         if limit == 0 {
             return None;
         }
-        Some((limit as f64 / window.as_secs_f64()).clamp(MIN_RATE, MAX_RATE))
+        Some((limit as f64 / window.as_secs_f64()).clamp(self.min_rate, MAX_RATE))
     }
 
     /// The refill rate if the reset means "full again" (OpenAI's and
@@ -146,7 +152,7 @@ impl Statement {
         let limit = self.limit?;
         let missing = limit.checked_sub(self.remaining).filter(|&m| m > 0)?;
         let secs = self.reset.as_secs_f64();
-        (secs > 0.0).then(|| (missing as f64 / secs).clamp(MIN_RATE, MAX_RATE))
+        (secs > 0.0).then(|| (missing as f64 / secs).clamp(self.min_rate, MAX_RATE))
     }
 }
 
@@ -209,32 +215,40 @@ impl Quota {
             .min(self.limit.max(remaining + 1.0));
         let reset = after(now, s.reset);
 
-        // Continuous reading: the newest batch's lowest `remaining`.
-        let available = self.available(now);
-        let continuous_tokens = if grant.generation > self.batch {
+        // The newest batch's lowest `remaining`; `None` for a reply from an
+        // older batch, which may have been overtaken.
+        let latest = if grant.generation > self.batch {
             self.batch = grant.generation;
             self.batch_remaining = remaining;
-            remaining - others
+            Some(remaining)
         } else if grant.generation == self.batch {
             self.batch_remaining = self.batch_remaining.min(remaining);
-            self.batch_remaining - others
+            Some(self.batch_remaining)
         } else {
-            available.min(remaining - others)
+            None
         };
 
         if self.continuous {
-            self.tokens = continuous_tokens;
+            self.tokens = match latest {
+                Some(r) => r - others,
+                None => self.available(now).min(remaining - others),
+            };
             self.reset = reset;
         } else {
-            if now >= self.reset {
-                // A new window: resets are rounded up, so it has surely begun.
-                self.floor = remaining;
-                self.reset = reset;
-            } else {
-                // Same window: every statement's reset is the window's end
-                // rounded up, so the earliest is the closest.
-                self.floor = self.floor.min(remaining);
-                self.reset = self.reset.min(reset);
+            match latest {
+                Some(r) if now >= self.reset => {
+                    // A new window: resets are rounded up, so it has surely
+                    // begun.
+                    self.floor = r;
+                    self.reset = reset;
+                }
+                _ => {
+                    // Same window (or a stale reply): `remaining` only falls,
+                    // and every statement's reset is the window's end rounded
+                    // up, so the earliest is the closest.
+                    self.floor = self.floor.min(remaining);
+                    self.reset = self.reset.min(reset);
+                }
             }
             self.stated = self.floor;
             self.tokens = self.floor - others;
@@ -330,25 +344,19 @@ impl Quota {
             // What comes back comes at the reset; past it, only news helps.
             return (now < self.reset).then_some(self.reset);
         };
-        let from = self.refill_start().max(now);
+        // Nothing comes back before a windowed reset.
+        let from = if self.continuous || self.at >= self.reset {
+            now
+        } else {
+            now.max(self.reset)
+        };
         let have = self.available(from);
         if have >= need - EPS {
             return Some(from);
         }
-        if need > self.cap() + EPS {
-            // More than the bucket ever holds: the wait for the last token.
-            let secs = (self.cap() - have).max(0.0) / rate + (need - self.cap()) / rate;
-            return Some(after_secs(from, secs));
-        }
-        Some(after_secs(from, (need - have) / rate))
-    }
-
-    fn refill_start(&self) -> Instant {
-        if self.continuous {
-            self.at
-        } else {
-            self.at.max(self.reset)
-        }
+        // Beyond the bucket's size, the wait for the last token.
+        let short = need - have.min(self.cap());
+        Some(after_secs(from, short / rate))
     }
 
     fn cap(&self) -> f64 {
@@ -367,7 +375,15 @@ impl Quota {
             }
             return self.tokens;
         };
-        let from = self.refill_start();
+        let from = if self.continuous || self.at >= self.reset {
+            self.at
+        } else if now < self.reset {
+            return self.tokens;
+        } else {
+            // A new window lets its first request go at the reset, and
+            // spreads the rest at the rate.
+            before(self.reset, from_secs_f64(1.0 / rate))
+        };
         if now <= from || self.tokens >= self.cap() {
             return self.tokens;
         }
@@ -408,6 +424,7 @@ mod tests {
             reset: Duration::from_secs(reset),
             limit: Some(limit),
             window: None,
+            min_rate: MIN_RATE,
         }
     }
 
@@ -417,6 +434,7 @@ mod tests {
             reset: Duration::from_secs(reset),
             limit: policy.map(|p| p.0),
             window: policy.map(|p| Duration::from_secs(p.1)),
+            min_rate: MIN_RATE,
         }
     }
 
@@ -424,10 +442,11 @@ mod tests {
     fn remaining_zero_waits_for_the_reset_then_spreads_the_window() {
         let now = Instant::now();
         let q = Quota::new(&statement(0, 30, Some((60, 60))), now, g(now, 1), 0, 2);
-        assert_eq!(q.check(now, 0), Admit::At(now + Duration::from_secs(31)));
-        // The tenth token of the new window comes 10 s after the reset, not at it.
+        // The new window's first request goes at the reset…
+        assert_eq!(q.check(now, 0), Admit::At(now + Duration::from_secs(30)));
+        // …and the rest are spread: the tenth 9 s later, not at the reset.
         let t = q.time_for(now, 10.0).unwrap();
-        assert_eq!(t, now + Duration::from_secs(40));
+        assert_eq!(t, now + Duration::from_secs(39));
     }
 
     #[test]
@@ -515,10 +534,7 @@ mod tests {
             Admit::At(later + Duration::from_millis(10))
         );
         q.on_throttle(later);
-        assert_eq!(
-            q.check(later, 0),
-            Admit::At(later + Duration::from_millis(1010))
-        );
+        assert_eq!(q.check(later, 0), Admit::At(later + Duration::from_secs(1)));
     }
 
     #[test]
@@ -585,6 +601,7 @@ mod tests {
             reset: Duration::MAX,
             limit: Some(u64::MAX),
             window: Some(Duration::from_nanos(1)),
+            min_rate: MIN_RATE,
         };
         let mut q = Quota::new(&s, now, g(now, 1), u32::MAX, 2);
         let _ = q.check(now, 0);

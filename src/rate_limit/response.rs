@@ -34,15 +34,18 @@ impl Outcome {
     /// counts as accepted. Retry-After on other statuses means something
     /// else (a redirect's delay) and is ignored.
     pub(crate) fn read(status: StatusCode, headers: &HeaderMap) -> Outcome {
-        let grpc = headers.get("grpc-status").map(|v| v.as_bytes());
+        // The common header-less reply costs no lookup and no clock read.
+        let (grpc, hints) = if headers.is_empty() {
+            (None, headers::Hints::default())
+        } else {
+            (
+                headers.get("grpc-status").map(|v| v.as_bytes()),
+                headers::hints(headers, SystemTime::now()),
+            )
+        };
         let exhausted = grpc == Some(GRPC_RESOURCE_EXHAUSTED);
         let unavailable =
             status == StatusCode::SERVICE_UNAVAILABLE || grpc == Some(GRPC_UNAVAILABLE);
-        let hints = if headers.is_empty() {
-            headers::Hints::default()
-        } else {
-            headers::hints(headers, SystemTime::now())
-        };
         // gRPC A6: pushback is the server's own wait, and wins over
         // Retry-After; "do not retry" names no wait.
         let wait = match hints.pushback {

@@ -19,6 +19,9 @@ pub enum Mode {
     /// IETF `RateLimit-Policy` + `RateLimit` on every response, and
     /// `Retry-After` on 429s.
     RateLimit,
+    /// As `RateLimit`, but `t` is 0 while `remaining > 0`, else the whole
+    /// seconds until the next token (as the showdown's server says it).
+    RateLimitNextToken,
     /// `Retry-After` (whole seconds) on 429s, nothing else.
     RetryAfter,
     /// A bare 429, no headers.
@@ -181,15 +184,21 @@ impl MockServer {
         };
         let retry_after_secs = (wait.ceil() as u64).max(1);
         match self.mode {
-            Mode::RateLimit => {
+            Mode::RateLimit | Mode::RateLimitNextToken => {
                 let q = b.rate.round() as u64;
                 let r = if closed {
                     0
                 } else {
                     b.tokens.floor().max(0.0) as u64
                 };
-                // Seconds until the bucket is full again, rounded up.
-                let t = ((b.burst - b.tokens) / b.rate).ceil().max(wait.ceil()) as u64;
+                let t = if self.mode == Mode::RateLimit {
+                    // Seconds until the bucket is full again, rounded up.
+                    ((b.burst - b.tokens) / b.rate).ceil().max(wait.ceil()) as u64
+                } else if r > 0 {
+                    0
+                } else {
+                    wait.ceil() as u64
+                };
                 h.insert("ratelimit-policy", hv(&format!("\"default\";q={q};w=1")));
                 h.insert("ratelimit", hv(&format!("\"default\";r={r};t={t}")));
                 if !ok {
