@@ -7,7 +7,7 @@
 //! `cargo run --example axum_gateway -- 127.0.0.1:8080` forwards to your own
 //! upstream (host:port) instead.
 
-#[path = "common/mod.rs"]
+#[path = "demo_upstream/mod.rs"]
 mod demo_upstream;
 
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! answers 429 twice; `cargo run --example hyper_client -- http://host/path`
 //! calls your own.
 
-#[path = "common/mod.rs"]
+#[path = "demo_upstream/mod.rs"]
 mod demo_upstream;
 
 use std::time::Duration;

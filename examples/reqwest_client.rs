@@ -5,7 +5,7 @@
 //! demo upstream on loopback that answers 429 twice; add `-- http://host/path`
 //! to call your own.
 
-#[path = "common/mod.rs"]
+#[path = "demo_upstream/mod.rs"]
 mod demo_upstream;
 
 use std::time::Duration;

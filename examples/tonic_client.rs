@@ -6,7 +6,7 @@
 //! that pushes back twice; `cargo run --example tonic_client -- http://host:port`
 //! checks your own server's health service instead.
 
-#[path = "common/mod.rs"]
+#[path = "demo_upstream/mod.rs"]
 mod demo_upstream;
 
 use std::net::SocketAddr;
