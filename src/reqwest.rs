@@ -1,15 +1,19 @@
-//! reqwest and reqwest-middleware: the same retry policy for `reqwest`
-//! clients (feature `reqwest-middleware`).
+//! reqwest and reqwest-middleware: the same retry policy and rate-limit gate
+//! for `reqwest` clients (feature `reqwest-middleware`).
 //!
 //! [`BackoffMiddleware`] turns a [`BackoffRetryLayer`] into a
 //! [`reqwest_middleware::Middleware`]. It does not re-implement anything: it
 //! drives the layer's own [`tower::retry::Policy`], so the schedule, jitter,
 //! attempt and time limits, budget, `Retry-After`, idempotency rules,
 //! classification and `on_retry` hook are exactly those of the tower layer.
+//! [`RateLimitMiddleware`] likewise runs a [`RateLimitAwareLayer`]'s own
+//! service around the rest of the middleware chain; attach it after
+//! [`BackoffMiddleware`].
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use tower_backoff::{reqwest::BackoffMiddleware, BackoffRetryLayer};
+//! use tower_backoff::reqwest::{BackoffMiddleware, RateLimitMiddleware};
+//! use tower_backoff::{BackoffRetryLayer, RateLimitAwareLayer};
 //!
 //! # async fn run() -> Result<(), reqwest_middleware::Error> {
 //! let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
@@ -17,6 +21,7 @@
 //!         Duration::from_millis(100),
 //!         Duration::from_secs(10),
 //!     )))
+//!     .with(RateLimitMiddleware::new(RateLimitAwareLayer::new()))
 //!     .build();
 //! let res = client.get("http://127.0.0.1:8080/").send().await?;
 //! # let _ = res; Ok(()) }
