@@ -1,5 +1,5 @@
 //! An axum gateway whose route forwards to an upstream through a hyper-util
-//! client wrapped in `BackoffRetryLayer`: the upstream's 429s are absorbed by
+//! client wrapped in `BackoffRetryLayer` and `RateLimitAwareLayer`: the upstream's 429s are absorbed by
 //! the gateway and its callers only see the final answer.
 //!
 //! `cargo run --example axum_gateway` starts a demo upstream that answers 429
@@ -20,16 +20,31 @@ use axum::Router;
 use bytes::Bytes;
 use http::StatusCode;
 use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use tower::retry::Retry;
+use tower::util::MapResponse;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_backoff::body::{BufferBody, BufferedBody};
-use tower_backoff::BackoffRetryLayer;
+use tower_backoff::{BackoffRetryLayer, RateLimitAware, RateLimitAwareLayer};
 
 /// The upstream client: body buffering (so axum's streaming bodies can be
-/// replayed), retry, then hyper-util.
-type Upstream = BufferBody<Retry<BackoffRetryLayer, Client<HttpConnector, BufferedBody<Body>>>>;
+/// replayed), retry, the rate-limit gate, then hyper-util with its responses
+/// turned into axum bodies (the gate builds its local 429 with `Default`,
+/// which hyper's `Incoming` lacks).
+type Upstream = BufferBody<
+    Retry<
+        BackoffRetryLayer,
+        RateLimitAware<MapResponse<Client<HttpConnector, BufferedBody<Body>>, ToAxum>>,
+    >,
+>;
+
+type ToAxum = fn(http::Response<Incoming>) -> Response;
+
+fn to_axum(res: http::Response<Incoming>) -> Response {
+    res.map(Body::new)
+}
 
 #[derive(Clone)]
 struct Gateway {
@@ -50,7 +65,7 @@ async fn forward(State(gw): State<Gateway>, req: Request) -> Response {
     };
     parts.headers.remove(http::header::HOST);
     match gw.upstream.oneshot(Request::from_parts(parts, body)).await {
-        Ok(res) => res.map(Body::new),
+        Ok(res) => res,
         Err(err) => (StatusCode::BAD_GATEWAY, format!("upstream failed: {err}")).into_response(),
     }
 }
@@ -68,6 +83,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 .on_retry(demo_upstream::print_retry)
                 .buffered(256 * 1024),
         )
+        .layer(RateLimitAwareLayer::new())
+        .map_response(to_axum as ToAxum)
         .service(Client::builder(TokioExecutor::new()).build_http());
     let app = Router::new()
         .route("/{*path}", any(forward))

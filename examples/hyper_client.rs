@@ -1,4 +1,5 @@
-//! hyper-util's legacy client with `BackoffRetryLayer`.
+//! hyper-util's legacy client with `BackoffRetryLayer` and
+//! `RateLimitAwareLayer`.
 //!
 //! `cargo run --example hyper_client` calls a demo upstream on loopback that
 //! answers 429 twice; `cargo run --example hyper_client -- http://host/path`
@@ -10,11 +11,13 @@ mod demo_upstream;
 use std::time::Duration;
 
 use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tower::{ServiceBuilder, ServiceExt};
-use tower_backoff::BackoffRetryLayer;
+use tower_backoff::{BackoffRetryLayer, RateLimitAwareLayer};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -27,13 +30,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     };
 
     // The stack: retry (with buffering, so streaming bodies up to 64 KiB can
-    // be replayed) around the plain hyper-util client.
+    // be replayed), the rate-limit gate inside it (every attempt waits for
+    // its permit and teaches it), then the plain hyper-util client. The gate
+    // answers some calls itself with a 429, built with `Default`: hyper's
+    // `Incoming` has none, so the client's response bodies are boxed.
     let client = ServiceBuilder::new()
         .layer(
             BackoffRetryLayer::exponential(Duration::from_millis(100), Duration::from_secs(10))
                 .on_retry(demo_upstream::print_retry)
                 .buffered(64 * 1024),
         )
+        .layer(RateLimitAwareLayer::new())
+        .map_response(|res: http::Response<Incoming>| res.map(BoxBody::new))
         .service(Client::builder(TokioExecutor::new()).build_http());
 
     // `Full` is already replayable; any `Unpin` body (e.g. a proxied

@@ -1,5 +1,6 @@
-//! reqwest-middleware with `BackoffMiddleware`: the same retry policy as
-//! `BackoffRetryLayer` (schedule, jitter, budget, Retry-After, idempotency).
+//! reqwest-middleware with `BackoffMiddleware` and `RateLimitMiddleware`: the
+//! same retry policy as `BackoffRetryLayer` (schedule, jitter, budget,
+//! Retry-After, idempotency) and the same gate as `RateLimitAwareLayer`.
 //!
 //! `cargo run --example reqwest_client --features reqwest-middleware` calls a
 //! demo upstream on loopback that answers 429 twice; add `-- http://host/path`
@@ -13,8 +14,8 @@ use std::time::Duration;
 use http::Extensions;
 use reqwest_middleware::ClientBuilder;
 use tower_backoff::budget::GrpcThrottle;
-use tower_backoff::reqwest::BackoffMiddleware;
-use tower_backoff::{Attempt, BackoffRetryLayer};
+use tower_backoff::reqwest::{BackoffMiddleware, RateLimitMiddleware};
+use tower_backoff::{Attempt, BackoffRetryLayer, RateLimitAwareLayer};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -31,6 +32,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         .on_retry(demo_upstream::print_retry);
     let client = ClientBuilder::new(reqwest::Client::new())
         .with(BackoffMiddleware::new(retry))
+        // After the retry middleware: every attempt passes the gate.
+        .with(RateLimitMiddleware::new(RateLimitAwareLayer::new()))
         .build();
 
     // A POST with an Idempotency-Key may be replayed on any retryable failure;

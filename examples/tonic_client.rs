@@ -1,6 +1,6 @@
-//! A tonic `Channel` with `BackoffRetryLayer`: gRPC UNAVAILABLE and
-//! RESOURCE_EXHAUSTED (trailers-only) are retried after the server's
-//! `grpc-retry-pushback-ms`.
+//! A tonic `Channel` with `BackoffRetryLayer` and `RateLimitAwareLayer`:
+//! gRPC UNAVAILABLE and RESOURCE_EXHAUSTED (trailers-only) are retried after
+//! the server's `grpc-retry-pushback-ms`, which the gate also holds to.
 //!
 //! `cargo run --example tonic_client` starts a gRPC health server on loopback
 //! that pushes back twice; `cargo run --example tonic_client -- http://host:port`
@@ -24,7 +24,7 @@ use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 use tower::ServiceBuilder;
 use tower_backoff::body::BufferedBody;
-use tower_backoff::BackoffRetryLayer;
+use tower_backoff::{BackoffRetryLayer, RateLimitAwareLayer};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -43,6 +43,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 .on_retry(demo_upstream::print_retry)
                 .buffered(64 * 1024),
         )
+        .layer(RateLimitAwareLayer::new())
         .map_request(|req: http::Request<BufferedBody<Body>>| req.map(Body::new))
         .service(channel);
 

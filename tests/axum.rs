@@ -21,13 +21,27 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use support::{reply, serve_recorded, Received, Reply};
 use tower::retry::Retry;
+use tower::util::MapResponse;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_backoff::body::{BufferBody, BufferedBody};
 use tower_backoff::retry::RetryEvent;
-use tower_backoff::BackoffRetryLayer;
+use tower_backoff::{BackoffRetryLayer, RateLimitAware, RateLimitAwareLayer};
 
-/// The gateway's upstream client: buffering, retry, hyper-util.
-type Upstream = BufferBody<Retry<BackoffRetryLayer, Client<HttpConnector, BufferedBody<Body>>>>;
+/// The gateway's upstream client: buffering, retry, the rate-limit gate,
+/// hyper-util (its `Incoming` responses turned into axum bodies, which the
+/// gate needs: its local 429 is built with `Default`).
+type Upstream = BufferBody<
+    Retry<
+        BackoffRetryLayer,
+        RateLimitAware<MapResponse<Client<HttpConnector, BufferedBody<Body>>, ToAxum>>,
+    >,
+>;
+
+type ToAxum = fn(http::Response<hyper::body::Incoming>) -> Response;
+
+fn to_axum(res: http::Response<hyper::body::Incoming>) -> Response {
+    res.map(Body::new)
+}
 
 const CAP: usize = 256;
 
@@ -42,6 +56,8 @@ fn upstream_client(events: Arc<Mutex<Vec<RetryEvent>>>) -> Upstream {
         .on_retry(move |e| events.lock().unwrap().push(*e));
     ServiceBuilder::new()
         .layer(layer.buffered(CAP))
+        .layer(RateLimitAwareLayer::new())
+        .map_response(to_axum as ToAxum)
         .service(Client::builder(TokioExecutor::new()).build_http())
 }
 
@@ -62,7 +78,7 @@ fn to_upstream(req: Request, authority: &str) -> Request {
 async fn forward(State(gw): State<Gateway>, req: Request) -> Response {
     let req = to_upstream(req, &gw.authority);
     match gw.upstream.oneshot(req).await {
-        Ok(res) => res.map(Body::new),
+        Ok(res) => res,
         Err(err) => (StatusCode::BAD_GATEWAY, format!("upstream failed: {err}")).into_response(),
     }
 }
@@ -203,4 +219,32 @@ async fn route_service_with_handle_error_layer_absorbs_429s() {
         .unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(log.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn gateway_answers_429_itself_while_the_upstream_asks_for_too_long() {
+    let (upstream_addr, log) =
+        serve_recorded(vec![reply(429).header("retry-after", "3600"), reply(200)]).await;
+    let gw = Gateway {
+        upstream: upstream_client(Arc::default()),
+        authority: upstream_addr.to_string(),
+    };
+    let app = Router::new().route("/{*path}", any(forward)).with_state(gw);
+    let addr = serve_gateway(app).await;
+    let caller = support::http_client();
+    let url: http::Uri = format!("http://{addr}/api/x").parse().unwrap();
+    let first = caller.get(url.clone()).await.unwrap();
+    assert_eq!(
+        first.status(),
+        429,
+        "3600 s is past the retry cap: passed on"
+    );
+    let second = caller.get(url).await.unwrap();
+    assert_eq!(second.status(), 429);
+    assert!(second.headers().contains_key("retry-after"));
+    assert_eq!(
+        log.lock().unwrap().len(),
+        1,
+        "the gate kept it from the upstream"
+    );
 }

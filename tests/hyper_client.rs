@@ -18,7 +18,7 @@ use support::{reply, serve_recorded, Received, Reply};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_backoff::body::BufferedBody;
 use tower_backoff::retry::RetryEvent;
-use tower_backoff::BackoffRetryLayer;
+use tower_backoff::{BackoffRetryLayer, LocalRateLimited, RateLimitAwareLayer};
 
 /// A request body of unknown length, streamed in chunks, as a proxy gets
 /// from `hyper::body::Incoming`.
@@ -197,4 +197,42 @@ async fn proxied_incoming_body_is_replayed_under_the_cap_and_sent_once_over_it()
         "over the cap: sent once"
     );
     assert_eq!(received[0].body, big, "not truncated");
+}
+
+/// Retry, the rate-limit gate inside it, and hyper-util. The gate needs a
+/// response body with `Default` (for its local 429); hyper's `Incoming` has
+/// none, so the client's responses are boxed first.
+#[tokio::test]
+async fn gate_inside_the_retry_answers_locally_while_the_server_asks_for_too_long() {
+    let (addr, log) =
+        serve_recorded(vec![reply(429).header("retry-after", "3600"), reply(200)]).await;
+    let client: Upstream = Client::builder(TokioExecutor::new()).build_http();
+    let svc = ServiceBuilder::new()
+        .layer(
+            BackoffRetryLayer::exponential(Duration::from_millis(2), Duration::from_millis(50))
+                .buffered(CAP),
+        )
+        .layer(RateLimitAwareLayer::new())
+        .map_response(|res: http::Response<hyper::body::Incoming>| res.map(BoxBody::new))
+        .service(client);
+    let get = || {
+        Request::get(format!("http://{addr}/"))
+            .body(streaming(b"", 1))
+            .unwrap()
+    };
+    let first = svc.clone().oneshot(get()).await.unwrap();
+    assert_eq!(
+        first.status(),
+        429,
+        "the server's, returned: 3600 s is past the cap"
+    );
+    assert!(first.extensions().get::<LocalRateLimited>().is_none());
+    let second = svc.oneshot(get()).await.unwrap();
+    assert_eq!(second.status(), 429);
+    assert!(second.extensions().get::<LocalRateLimited>().is_some());
+    assert_eq!(
+        log.lock().unwrap().len(),
+        1,
+        "the second never reached the server"
+    );
 }

@@ -16,9 +16,9 @@ use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 use support::{reply, serve_recorded, Received, Reply};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_backoff::budget::GrpcThrottle;
-use tower_backoff::reqwest::BackoffMiddleware;
+use tower_backoff::reqwest::{BackoffMiddleware, RateLimitMiddleware};
 use tower_backoff::retry::RetryEvent;
-use tower_backoff::{Attempt, BackoffRetryLayer};
+use tower_backoff::{Attempt, BackoffRetryLayer, LocalRateLimited, RateLimitAwareLayer};
 
 type Events = Arc<Mutex<Vec<RetryEvent>>>;
 
@@ -199,4 +199,51 @@ async fn reqwest_client_works_as_a_tower_service_under_the_layer() {
     let res = svc.oneshot(req).await.unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(log.lock().unwrap().len(), 2);
+}
+
+// ---- RateLimitMiddleware: the gate of RateLimitAwareLayer ----
+
+fn gated(layer: BackoffRetryLayer, gate: RateLimitAwareLayer) -> ClientWithMiddleware {
+    ClientBuilder::new(reqwest::Client::new())
+        .with(BackoffMiddleware::new(layer))
+        .with(RateLimitMiddleware::new(gate))
+        .build()
+}
+
+#[tokio::test]
+async fn gate_answers_locally_while_the_server_asks_for_too_long() {
+    let (addr, log) =
+        serve_recorded(vec![reply(429).header("retry-after", "3600"), reply(200)]).await;
+    let events = Events::default();
+    let client = gated(layer(&events), RateLimitAwareLayer::new());
+    let url = format!("http://{addr}/v1/things");
+
+    // The server's 429 asks for more than the retry cap: returned as is.
+    let first = client.get(&url).send().await.unwrap();
+    assert_eq!(first.status(), 429);
+    assert!(first.extensions().get::<LocalRateLimited>().is_none());
+    assert_eq!(first.url().as_str(), url, "the server's own response");
+
+    // The gate learnt the hold and answers the next call itself.
+    let second = client.get(&url).send().await.unwrap();
+    assert_eq!(second.status(), 429);
+    assert!(second.extensions().get::<LocalRateLimited>().is_some());
+    assert!(second.headers().contains_key("retry-after"));
+    assert_eq!(log.lock().unwrap().len(), 1, "never reached the server");
+    assert!(events.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn gate_holds_the_next_request_until_the_servers_retry_after() {
+    let script = vec![reply(429).header("retry-after-ms", "80"), reply(200)];
+    let (addr, log) = serve_recorded(script).await;
+    // No retries: the gate alone makes the second request wait.
+    let events = Events::default();
+    let client = gated(layer(&events).max_attempts(1), RateLimitAwareLayer::new());
+    let url = format!("http://{addr}/");
+    assert_eq!(client.get(&url).send().await.unwrap().status(), 429);
+    assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
+    let log = log.lock().unwrap();
+    assert_eq!(log.len(), 2);
+    assert!(log[1].at - log[0].at >= Duration::from_millis(80));
 }

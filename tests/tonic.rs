@@ -21,7 +21,7 @@ use tower::util::MapRequest;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_backoff::body::{BufferBody, BufferedBody};
 use tower_backoff::retry::RetryEvent;
-use tower_backoff::{BackoffRetryLayer, Idempotency};
+use tower_backoff::{BackoffRetryLayer, Idempotency, RateLimitAware, RateLimitAwareLayer};
 
 /// How the test layer answers one call.
 #[derive(Clone, Debug)]
@@ -111,11 +111,11 @@ fn unbuffer(req: http::Request<BufferedBody<Body>>) -> http::Request<Body> {
     req.map(Body::new)
 }
 
+type Unbuffer = fn(http::Request<BufferedBody<Body>>) -> http::Request<Body>;
+
+/// Buffering, retry, the rate-limit gate, then the channel.
 type RetryingChannel = BufferBody<
-    tower::retry::Retry<
-        BackoffRetryLayer,
-        MapRequest<Channel, fn(http::Request<BufferedBody<Body>>) -> http::Request<Body>>,
-    >,
+    tower::retry::Retry<BackoffRetryLayer, RateLimitAware<MapRequest<Channel, Unbuffer>>>,
 >;
 
 const CAP: usize = 64;
@@ -128,7 +128,8 @@ async fn client(addr: SocketAddr, layer: BackoffRetryLayer) -> HealthClient<Retr
         .unwrap();
     let svc = ServiceBuilder::new()
         .layer(layer.buffered(CAP))
-        .map_request(unbuffer as fn(_) -> _)
+        .layer(RateLimitAwareLayer::new())
+        .map_request(unbuffer as Unbuffer)
         .service(channel);
     HealthClient::new(svc)
 }
@@ -244,5 +245,25 @@ async fn an_over_cap_request_is_sent_once_whole_and_not_retried() {
     // 5-byte gRPC frame header + field tag + 2-byte length + 1024 bytes.
     assert_eq!(calls[0].body.len(), 5 + 1 + 2 + 1024, "not truncated");
     assert!(calls[0].body.len() > CAP);
+    assert!(events.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_gate_answers_locally_while_the_server_pushes_back_for_too_long() {
+    let hour = Answer::Grpc(Code::ResourceExhausted, Some("3600000"));
+    let (addr, calls) = serve(vec![hour, Answer::Pass]).await;
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let mut health = client(addr, layer(&events)).await;
+    let first = health.check(check("orders")).await.unwrap_err();
+    assert_eq!(
+        first.code(),
+        Code::ResourceExhausted,
+        "past the retry cap: returned"
+    );
+    // The gate's local 429 (gRPC maps HTTP 429 to UNAVAILABLE); the server
+    // never sees the call.
+    let second = health.check(check("orders")).await.unwrap_err();
+    assert_eq!(second.code(), Code::Unavailable);
+    assert_eq!(calls.lock().unwrap().len(), 1);
     assert!(events.lock().unwrap().is_empty());
 }

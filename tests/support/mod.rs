@@ -109,6 +109,8 @@ pub struct Received {
     pub body: Bytes,
     /// A body that failed while being read (e.g. the client gave up).
     pub body_error: Option<String>,
+    /// When the request head arrived.
+    pub at: Instant,
 }
 
 /// Like [`serve_script`], recording every request in full.
@@ -145,6 +147,7 @@ where
                 let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
                     let (record, script) = (record.clone(), script.clone());
                     async move {
+                        let at = Instant::now();
                         let (parts, body) = req.into_parts();
                         let (body, body_error) = match body.collect().await {
                             Ok(b) => (b.to_bytes(), None),
@@ -156,6 +159,7 @@ where
                             headers: parts.headers,
                             body,
                             body_error,
+                            at,
                         });
                         let r: Response<Full<Bytes>> = script[n.min(script.len() - 1)].build();
                         Ok::<_, Infallible>(r)
