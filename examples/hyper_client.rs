@@ -11,9 +11,7 @@ mod demo_upstream;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tower::{ServiceBuilder, ServiceExt};
@@ -31,9 +29,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 
     // The stack: retry (with buffering, so streaming bodies up to 64 KiB can
     // be replayed), the rate-limit gate inside it (every attempt waits for
-    // its permit and teaches it), then the plain hyper-util client. The gate
-    // answers some calls itself with a 429, built with `Default`: hyper's
-    // `Incoming` has none, so the client's response bodies are boxed.
+    // its permit and teaches it), then the plain hyper-util client.
     let client = ServiceBuilder::new()
         .layer(
             BackoffRetryLayer::exponential(Duration::from_millis(100), Duration::from_secs(10))
@@ -41,7 +37,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 .buffered(64 * 1024),
         )
         .layer(RateLimitAwareLayer::new())
-        .map_response(|res: http::Response<Incoming>| res.map(BoxBody::new))
         .service(Client::builder(TokioExecutor::new()).build_http());
 
     // `Full` is already replayable; any `Unpin` body (e.g. a proxied

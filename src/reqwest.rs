@@ -46,6 +46,7 @@ use reqwest_middleware::{Middleware, Next};
 use tower::retry::Policy;
 
 use crate::classify::{classify_response, Classify, Decision, HttpClassifier, Reason};
+use crate::rate_limit::{Local429, Refusal, WaitForPermit};
 use crate::retry::is_idempotent_request;
 use crate::{Attempt, BackoffRetryLayer, RateLimitAwareLayer, RetryRequest};
 
@@ -199,26 +200,29 @@ pub fn classify_reqwest_error(err: &reqwest::Error) -> Decision {
 ///     .with(RateLimitMiddleware::new(RateLimitAwareLayer::new()))
 ///     .build();
 /// ```
+///
+/// `R` follows the layer: [`WaitForPermit`] by default, [`Local429`] after
+/// [`RateLimitAwareLayer::max_wait`].
 #[derive(Clone)]
-pub struct RateLimitMiddleware {
-    layer: RateLimitAwareLayer,
+pub struct RateLimitMiddleware<R = WaitForPermit> {
+    layer: RateLimitAwareLayer<R>,
 }
 
-impl RateLimitMiddleware {
+impl<R> RateLimitMiddleware<R> {
     /// Gate requests with `layer` (its state is shared with every other use
     /// of the same layer, tower services included).
-    pub fn new(layer: RateLimitAwareLayer) -> Self {
+    pub fn new(layer: RateLimitAwareLayer<R>) -> Self {
         RateLimitMiddleware { layer }
     }
 }
 
-impl From<RateLimitAwareLayer> for RateLimitMiddleware {
-    fn from(layer: RateLimitAwareLayer) -> Self {
+impl<R> From<RateLimitAwareLayer<R>> for RateLimitMiddleware<R> {
+    fn from(layer: RateLimitAwareLayer<R>) -> Self {
         RateLimitMiddleware::new(layer)
     }
 }
 
-impl std::fmt::Debug for RateLimitMiddleware {
+impl<R> std::fmt::Debug for RateLimitMiddleware<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RateLimitMiddleware")
             .field("stats", &self.layer.stats())
@@ -269,8 +273,8 @@ impl<'a> tower::Service<http::Request<Carried<'a>>> for Rest<'a> {
 /// named: inside `handle`, rustc's `Send` check of the `async_trait` future
 /// cannot prove `Rest<'_>: Service<Request<Carried<'_>>>` for its erased
 /// lifetimes ("implementation of `Service` is not general enough").
-fn gate_call<'a>(
-    layer: &RateLimitAwareLayer,
+fn gate_call<'a, R: Refusal<Answer> + 'static>(
+    layer: &RateLimitAwareLayer<R>,
     next: Next<'a>,
     req: http::Request<Carried<'a>>,
 ) -> BoxFuture<'a, reqwest_middleware::Result<http::Response<Answer>>> {
@@ -282,8 +286,10 @@ fn gate_call<'a>(
 /// A boxed, `Send` future, as reqwest-middleware's `Next::run` returns.
 type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
-#[async_trait::async_trait]
-impl Middleware for RateLimitMiddleware {
+macro_rules! gate_middleware {
+    ($($refusal:ty),*) => {$(
+        #[async_trait::async_trait]
+        impl Middleware for RateLimitMiddleware<$refusal> {
     async fn handle(
         &self,
         req: reqwest::Request,
@@ -311,4 +317,8 @@ impl Middleware for RateLimitMiddleware {
             None => reqwest::Response::from(http::Response::from_parts(parts, Vec::<u8>::new())),
         })
     }
+        }
+    )*};
 }
+
+gate_middleware!(WaitForPermit, Local429);

@@ -24,6 +24,7 @@ use tower::retry::Retry;
 use tower::util::MapResponse;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_backoff::body::{BufferBody, BufferedBody};
+use tower_backoff::rate_limit::Local429;
 use tower_backoff::retry::RetryEvent;
 use tower_backoff::{BackoffRetryLayer, RateLimitAware, RateLimitAwareLayer};
 
@@ -33,7 +34,7 @@ use tower_backoff::{BackoffRetryLayer, RateLimitAware, RateLimitAwareLayer};
 type Upstream = BufferBody<
     Retry<
         BackoffRetryLayer,
-        RateLimitAware<MapResponse<Client<HttpConnector, BufferedBody<Body>>, ToAxum>>,
+        RateLimitAware<MapResponse<Client<HttpConnector, BufferedBody<Body>>, ToAxum>, Local429>,
     >,
 >;
 
@@ -56,7 +57,7 @@ fn upstream_client(events: Arc<Mutex<Vec<RetryEvent>>>) -> Upstream {
         .on_retry(move |e| events.lock().unwrap().push(*e));
     ServiceBuilder::new()
         .layer(layer.buffered(CAP))
-        .layer(RateLimitAwareLayer::new())
+        .layer(RateLimitAwareLayer::new().max_wait(Duration::from_secs(60)))
         .map_response(to_axum as ToAxum)
         .service(Client::builder(TokioExecutor::new()).build_http())
 }

@@ -212,7 +212,8 @@ async fn gate_inside_the_retry_answers_locally_while_the_server_asks_for_too_lon
             BackoffRetryLayer::exponential(Duration::from_millis(2), Duration::from_millis(50))
                 .buffered(CAP),
         )
-        .layer(RateLimitAwareLayer::new())
+        // A local 429 needs a response body with `Default`: box hyper's `Incoming`.
+        .layer(RateLimitAwareLayer::new().max_wait(Duration::from_secs(60)))
         .map_response(|res: http::Response<hyper::body::Incoming>| res.map(BoxBody::new))
         .service(client);
     let get = || {

@@ -203,7 +203,10 @@ async fn reqwest_client_works_as_a_tower_service_under_the_layer() {
 
 // ---- RateLimitMiddleware: the gate of RateLimitAwareLayer ----
 
-fn gated(layer: BackoffRetryLayer, gate: RateLimitAwareLayer) -> ClientWithMiddleware {
+fn gated<R>(layer: BackoffRetryLayer, gate: RateLimitAwareLayer<R>) -> ClientWithMiddleware
+where
+    RateLimitMiddleware<R>: reqwest_middleware::Middleware,
+{
     ClientBuilder::new(reqwest::Client::new())
         .with(BackoffMiddleware::new(layer))
         .with(RateLimitMiddleware::new(gate))
@@ -215,7 +218,8 @@ async fn gate_answers_locally_while_the_server_asks_for_too_long() {
     let (addr, log) =
         serve_recorded(vec![reply(429).header("retry-after", "3600"), reply(200)]).await;
     let events = Events::default();
-    let client = gated(layer(&events), RateLimitAwareLayer::new());
+    let gate = RateLimitAwareLayer::new().max_wait(Duration::from_secs(60));
+    let client = gated(layer(&events), gate);
     let url = format!("http://{addr}/v1/things");
 
     // The server's 429 asks for more than the retry cap: returned as is.

@@ -20,6 +20,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tower::util::MapRequest;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_backoff::body::{BufferBody, BufferedBody};
+use tower_backoff::rate_limit::Local429;
 use tower_backoff::retry::RetryEvent;
 use tower_backoff::{BackoffRetryLayer, Idempotency, RateLimitAware, RateLimitAwareLayer};
 
@@ -115,7 +116,7 @@ type Unbuffer = fn(http::Request<BufferedBody<Body>>) -> http::Request<Body>;
 
 /// Buffering, retry, the rate-limit gate, then the channel.
 type RetryingChannel = BufferBody<
-    tower::retry::Retry<BackoffRetryLayer, RateLimitAware<MapRequest<Channel, Unbuffer>>>,
+    tower::retry::Retry<BackoffRetryLayer, RateLimitAware<MapRequest<Channel, Unbuffer>, Local429>>,
 >;
 
 const CAP: usize = 64;
@@ -128,7 +129,7 @@ async fn client(addr: SocketAddr, layer: BackoffRetryLayer) -> HealthClient<Retr
         .unwrap();
     let svc = ServiceBuilder::new()
         .layer(layer.buffered(CAP))
-        .layer(RateLimitAwareLayer::new())
+        .layer(RateLimitAwareLayer::new().max_wait(Duration::from_secs(60)))
         .map_request(unbuffer as Unbuffer)
         .service(channel);
     HealthClient::new(svc)
