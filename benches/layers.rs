@@ -1,7 +1,8 @@
 //! Happy-path cost of the layers: a request answered 200 at once, through no
 //! middleware, through bare `tower::retry::Retry` with a trivial cloning
 //! policy, and through `BackoffRetryLayer`. Also counts heap allocations per
-//! request with a counting global allocator.
+//! request with a counting global allocator. `RateLimitAwareLayer` alone and
+//! under the retry layer are measured the same way (one key, no limit known).
 //!
 //! Run: `cargo bench --bench layers`.
 
@@ -18,8 +19,9 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use http::{Request, Response};
 use http_body_util::Full;
 use tower::retry::{Policy, Retry};
+use tower::ServiceBuilder;
 use tower::{Layer, Service};
-use tower_backoff::BackoffRetryLayer;
+use tower_backoff::{BackoffRetryLayer, RateLimitAwareLayer};
 
 /// Counts allocations so the bench can report allocations per request.
 struct Counting;
@@ -126,12 +128,19 @@ fn happy_path(c: &mut Criterion) {
     let mut bare = Ok200;
     let mut tower_retry = Retry::new(CloneOnly, Ok200);
     let mut backoff = backoff_layer().layer(Ok200);
+    let mut gate = RateLimitAwareLayer::new().layer(Ok200);
+    let mut both = ServiceBuilder::new()
+        .layer(backoff_layer())
+        .layer(RateLimitAwareLayer::new())
+        .service(Ok200);
 
     println!(
-        "allocations per request: none {:.2}, tower Retry {:.2}, BackoffRetryLayer {:.2}",
+        "allocations per request: none {:.2}, tower Retry {:.2}, BackoffRetryLayer {:.2}, RateLimitAwareLayer {:.2}, both {:.2}",
         allocations_per_request(&mut bare),
         allocations_per_request(&mut tower_retry),
         allocations_per_request(&mut backoff),
+        allocations_per_request(&mut gate),
+        allocations_per_request(&mut both),
     );
 
     group.bench_function("no_middleware", |b| {
@@ -146,6 +155,12 @@ fn happy_path(c: &mut Criterion) {
     });
     group.bench_function("backoff_retry_layer", |b| {
         b.iter_batched(request, |r| call(&mut backoff, r), BatchSize::SmallInput)
+    });
+    group.bench_function("rate_limit_aware_layer", |b| {
+        b.iter_batched(request, |r| call(&mut gate, r), BatchSize::SmallInput)
+    });
+    group.bench_function("backoff_and_rate_limit_aware", |b| {
+        b.iter_batched(request, |r| call(&mut both, r), BatchSize::SmallInput)
     });
     group.finish();
 }

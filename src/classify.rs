@@ -276,7 +276,12 @@ fn with_server_hints(decision: Decision, status: StatusCode, headers: &HeaderMap
 }
 
 fn grpc_status(headers: &HeaderMap) -> Option<u16> {
-    let value = headers.get("grpc-status")?;
+    // Most responses carry no headers the classifier needs: skip the lookup.
+    if headers.is_empty() {
+        return None;
+    }
+    static GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
+    let value = headers.get(&GRPC_STATUS)?;
     std::str::from_utf8(value.as_bytes())
         .ok()?
         .trim()
