@@ -6,11 +6,9 @@
 //!
 //! Run: `cargo bench --bench layers`.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::convert::Infallible;
 use std::future::{ready, Future, Ready};
 use std::pin::pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -23,29 +21,8 @@ use tower::ServiceBuilder;
 use tower::{Layer, Service};
 use tower_backoff::{BackoffRetryLayer, RateLimitAwareLayer};
 
-/// Counts allocations so the bench can report allocations per request.
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only counts calls.
-// (The library itself forbids unsafe code; this is bench-only instrumentation.)
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 
 type Req = Request<Full<Bytes>>;
 
@@ -112,11 +89,11 @@ fn call<S: Service<Req>>(svc: &mut S, req: Req) -> Result<S::Response, S::Error>
 fn allocations_per_request<S: Service<Req>>(svc: &mut S) -> f64 {
     const N: u64 = 10_000;
     let reqs: Vec<Req> = (0..N).map(|_| request()).collect();
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = counting_alloc::allocations();
     for req in reqs {
         let _ = call(svc, req);
     }
-    (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / N as f64
+    (counting_alloc::allocations() - before) as f64 / N as f64
 }
 
 fn backoff_layer() -> BackoffRetryLayer {
