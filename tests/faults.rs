@@ -236,3 +236,36 @@ async fn stalled_server_is_bounded_by_per_attempt_timeout_and_max_elapsed() {
     // 200 ms per attempt + 50 ms between them within 1.5 s: at most 7 attempts.
     assert!((2..=7).contains(&attempts), "{attempts} attempts");
 }
+
+#[tokio::test]
+async fn garbage_rate_limit_headers_on_200_change_nothing() {
+    let garbage = support::reply(200)
+        .header("retry-after", "99999999999999999999")
+        .header("ratelimit", "\"default\";r=-4;t=abc")
+        .header("ratelimit-policy", "q=;w=0")
+        .header("x-ratelimit-remaining", "-1")
+        .header("x-ratelimit-reset", "1e99")
+        .header("x-ratelimit-reset-requests", "6m0s5x")
+        .raw_header("anthropic-ratelimit-requests-reset", b"\xff\xfe")
+        .header("grpc-retry-pushback-ms", "-5");
+    let (addr, log) = support::serve_script(vec![garbage]).await;
+    let client = ServiceBuilder::new()
+        .layer(BackoffRetryLayer::exponential(
+            Duration::from_millis(10),
+            Duration::from_millis(100),
+        ))
+        .layer(tower_backoff::RateLimitAwareLayer::new())
+        .service(support::http_client());
+    let batch: Vec<_> = (0..50)
+        .map(|id| tokio::spawn(client.clone().oneshot(req(Method::GET, addr, id))))
+        .collect();
+    for task in batch {
+        let res = tokio::time::timeout(Duration::from_secs(30), task)
+            .await
+            .expect("no request hangs")
+            .unwrap()
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    assert_eq!(log.lock().unwrap().len(), 50, "one call per request");
+}
