@@ -81,21 +81,33 @@ fn pct(part: u64, whole: u64) -> f64 {
     100.0 * part as f64 / whole.max(1) as f64
 }
 
-#[tokio::test(start_paused = true)]
-async fn ratelimit_headers_keep_server_429s_under_half_a_percent() {
-    let server = MockServer::new(Mode::RateLimit, 100.0, 10.0);
+/// Sends `n` requests, 50 at a time, through a fresh gate to `server`, and
+/// prints what the server saw: calls, 429s, makespan, and the per-second
+/// timeline.
+async fn through_gate(
+    server: &MockServer,
+    n: usize,
+    authority: &str,
+    label: &str,
+) -> (rl_server::Batch, rl_server::Counts) {
     let svc = RateLimitAwareLayer::new().layer(server.service());
-    let batch = run_batch(svc, 1_000, 50, "api.example.com").await;
+    let batch = run_batch(svc, n, 50, authority).await;
     let c = server.counts();
     eprintln!(
-        "ratelimit mode: {} calls, {} server 429s ({:.2} %), makespan {:.2?} = {:.3}× the ideal 10 s",
+        "{label}: {} calls, {} server 429s ({:.2} %), makespan {:.2?}",
         c.calls,
         c.throttled,
         pct(c.throttled, c.calls),
-        batch.makespan,
-        batch.makespan.as_secs_f64() / 10.0
+        batch.makespan
     );
-    eprintln!("  accepted/throttled per second: {}", per_second(&server));
+    eprintln!("  accepted/throttled per second: {}", per_second(server));
+    (batch, c)
+}
+
+#[tokio::test(start_paused = true)]
+async fn ratelimit_headers_keep_server_429s_under_half_a_percent() {
+    let server = MockServer::new(Mode::RateLimit, 100.0, 10.0);
+    let (batch, c) = through_gate(&server, 1_000, "api.example.com", "ratelimit mode").await;
     assert_eq!(batch.succeeded, 1_000);
     assert_eq!(batch.local_429, 0);
     assert!(pct(c.throttled, c.calls) <= 0.5, "{c:?}");
@@ -106,16 +118,13 @@ async fn ratelimit_headers_with_reset_zero_while_remaining_keep_429s_rare() {
     // `t=0` while tokens remain: every reply looks like a fresh window, and
     // replies that overtook others must not raise the count.
     let server = MockServer::new(Mode::RateLimitNextToken, 100.0, 10.0);
-    let svc = RateLimitAwareLayer::new().layer(server.service());
-    let batch = run_batch(svc, 1_000, 50, "api.example.com").await;
-    let c = server.counts();
-    eprintln!(
-        "ratelimit (t=0 while remaining) mode: {} calls, {} server 429s ({:.2} %), makespan {:.2?}",
-        c.calls,
-        c.throttled,
-        pct(c.throttled, c.calls),
-        batch.makespan
-    );
+    let (batch, c) = through_gate(
+        &server,
+        1_000,
+        "api.example.com",
+        "ratelimit (t=0 while remaining) mode",
+    )
+    .await;
     assert_eq!(batch.succeeded, 1_000);
     assert!(pct(c.throttled, c.calls) <= 0.5, "{c:?}");
 }
@@ -123,18 +132,7 @@ async fn ratelimit_headers_with_reset_zero_while_remaining_keep_429s_rare() {
 #[tokio::test(start_paused = true)]
 async fn retry_after_only_keeps_server_429s_under_three_percent() {
     let server = MockServer::new(Mode::RetryAfter, 100.0, 10.0);
-    let svc = RateLimitAwareLayer::new().layer(server.service());
-    let batch = run_batch(svc, 1_000, 50, "api.example.com").await;
-    let c = server.counts();
-    eprintln!(
-        "retry-after mode: {} calls, {} server 429s ({:.2} %), makespan {:.2?} = {:.3}× the ideal 10 s",
-        c.calls,
-        c.throttled,
-        pct(c.throttled, c.calls),
-        batch.makespan,
-        batch.makespan.as_secs_f64() / 10.0
-    );
-    eprintln!("  accepted/throttled per second: {}", per_second(&server));
+    let (batch, c) = through_gate(&server, 1_000, "api.example.com", "retry-after mode").await;
     assert_eq!(batch.succeeded, 1_000);
     assert_eq!(batch.local_429, 0);
     assert!(pct(c.throttled, c.calls) <= 3.0, "{c:?}");
@@ -144,17 +142,7 @@ async fn retry_after_only_keeps_server_429s_under_three_percent() {
 async fn a_fixed_window_is_used_up_then_waited_out_never_mistaken_for_a_bucket() {
     // 200 calls per 2 s window: 1,000 calls need 5 windows, 8 s at best.
     let server = MockServer::new(Mode::FixedWindow { q: 200, w: 2 }, 0.0, 0.0);
-    let svc = RateLimitAwareLayer::new().layer(server.service());
-    let batch = run_batch(svc, 1_000, 50, "window.example.com").await;
-    let c = server.counts();
-    eprintln!(
-        "fixed window mode: {} calls, {} server 429s ({:.2} %), makespan {:.2?} (8 s at best)",
-        c.calls,
-        c.throttled,
-        pct(c.throttled, c.calls),
-        batch.makespan
-    );
-    eprintln!("  accepted/throttled per second: {}", per_second(&server));
+    let (batch, c) = through_gate(&server, 1_000, "window.example.com", "fixed window mode").await;
     assert_eq!(batch.succeeded, 1_000);
     assert!(pct(c.throttled, c.calls) <= 0.5, "{c:?}");
 }
@@ -166,16 +154,13 @@ async fn openai_style_headers_pace_slow_llm_calls() {
     // each statement a second or more after the server made it.
     let server = MockServer::new(Mode::OpenAi, 10.0, 100.0)
         .with_latency(Duration::from_secs(1), Duration::from_millis(500));
-    let svc = RateLimitAwareLayer::new().layer(server.service());
-    let batch = run_batch(svc, 1_000, 50, "api.openai.example").await;
-    let c = server.counts();
-    eprintln!(
-        "openai mode (slow calls): {} calls, {} server 429s ({:.2} %), makespan {:.2?} (ideal ≈ 92.5 s)",
-        c.calls,
-        c.throttled,
-        pct(c.throttled, c.calls),
-        batch.makespan
-    );
+    let (batch, c) = through_gate(
+        &server,
+        1_000,
+        "api.openai.example",
+        "openai mode (slow calls)",
+    )
+    .await;
     assert_eq!(batch.succeeded, 1_000);
     assert!(pct(c.throttled, c.calls) <= 1.0, "{c:?}");
     assert!(batch.makespan < Duration::from_secs(120), "{batch:?}");
@@ -184,16 +169,7 @@ async fn openai_style_headers_pace_slow_llm_calls() {
 #[tokio::test(start_paused = true)]
 async fn grpc_resource_exhausted_with_pushback_paces_like_429() {
     let server = MockServer::new(Mode::Grpc, 100.0, 10.0);
-    let svc = RateLimitAwareLayer::new().layer(server.service());
-    let batch = run_batch(svc, 500, 50, "grpc.example.com").await;
-    let c = server.counts();
-    eprintln!(
-        "grpc mode: {} calls, {} RESOURCE_EXHAUSTED ({:.2} %), makespan {:.2?}",
-        c.calls,
-        c.throttled,
-        pct(c.throttled, c.calls),
-        batch.makespan
-    );
+    let (batch, c) = through_gate(&server, 500, "grpc.example.com", "grpc mode").await;
     assert_eq!(batch.succeeded, 500);
     assert!(pct(c.throttled, c.calls) <= 5.0, "{c:?}");
 }
@@ -201,16 +177,7 @@ async fn grpc_resource_exhausted_with_pushback_paces_like_429() {
 #[tokio::test(start_paused = true)]
 async fn bare_429s_still_slow_the_key_down() {
     let server = MockServer::new(Mode::Bare, 100.0, 10.0);
-    let svc = RateLimitAwareLayer::new().layer(server.service());
-    let batch = run_batch(svc, 500, 50, "bare.example.com").await;
-    let c = server.counts();
-    eprintln!(
-        "bare 429 mode: {} calls, {} server 429s ({:.2} %), makespan {:.2?}",
-        c.calls,
-        c.throttled,
-        pct(c.throttled, c.calls),
-        batch.makespan
-    );
+    let (batch, c) = through_gate(&server, 500, "bare.example.com", "bare 429 mode").await;
     assert_eq!(batch.succeeded, 500);
     // Without any hint a client must overshoot to find the limit; it must
     // still not flood (an unpaced client would see most calls refused).
