@@ -5,32 +5,8 @@ use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
-use tower_backoff::headers::{self, MAX_HINT};
+use tower_backoff::headers::{self, HEADER_NAMES as NAMES, MAX_HINT};
 
-const NAMES: &[&str] = &[
-    "retry-after",
-    "retry-after-ms",
-    "x-ms-retry-after-ms",
-    "grpc-retry-pushback-ms",
-    "ratelimit",
-    "ratelimit-policy",
-    "ratelimit-limit",
-    "ratelimit-remaining",
-    "ratelimit-reset",
-    "x-ratelimit-limit",
-    "x-ratelimit-remaining",
-    "x-ratelimit-reset",
-    "x-ratelimit-reset-after",
-    "x-ratelimit-limit-requests",
-    "x-ratelimit-remaining-requests",
-    "x-ratelimit-reset-requests",
-    "x-ratelimit-limit-tokens",
-    "x-ratelimit-remaining-tokens",
-    "x-ratelimit-reset-tokens",
-    "anthropic-ratelimit-requests-limit",
-    "anthropic-ratelimit-requests-remaining",
-    "anthropic-ratelimit-requests-reset",
-];
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 8 {

@@ -172,6 +172,34 @@ pub fn rate_limit(headers: &HeaderMap, now: SystemTime) -> Option<RateLimit> {
     ratelimit::from_headers(headers, now, Seen::scan(headers))
 }
 
+/// Every header name the parsers read, lowercase: useful to let them through
+/// a proxy or to list them in `Access-Control-Expose-Headers`.
+pub const HEADER_NAMES: &[&str] = &[
+    "retry-after",
+    "retry-after-ms",
+    "x-ms-retry-after-ms",
+    "grpc-retry-pushback-ms",
+    "ratelimit",
+    "ratelimit-policy",
+    "ratelimit-limit",
+    "ratelimit-remaining",
+    "ratelimit-reset",
+    "x-ratelimit-limit",
+    "x-ratelimit-remaining",
+    "x-ratelimit-reset",
+    "x-ratelimit-reset-after",
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-reset-requests",
+    "x-ratelimit-remaining-tokens",
+    "x-ratelimit-reset-tokens",
+    "anthropic-ratelimit-requests-limit",
+    "anthropic-ratelimit-requests-remaining",
+    "anthropic-ratelimit-requests-reset",
+    "anthropic-ratelimit-tokens-remaining",
+    "anthropic-ratelimit-tokens-reset",
+];
+
 /// All hints in one pass over the header names. A response without any
 /// hint header costs one scan of its names and no lookups.
 pub fn hints(headers: &HeaderMap, now: SystemTime) -> Hints {

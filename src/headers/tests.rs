@@ -980,31 +980,7 @@ impl Lcg {
     }
 }
 
-const NAMES: &[&str] = &[
-    "retry-after",
-    "retry-after-ms",
-    "x-ms-retry-after-ms",
-    "grpc-retry-pushback-ms",
-    "ratelimit",
-    "ratelimit-policy",
-    "ratelimit-limit",
-    "ratelimit-remaining",
-    "ratelimit-reset",
-    "x-ratelimit-limit",
-    "x-ratelimit-remaining",
-    "x-ratelimit-reset",
-    "x-ratelimit-reset-after",
-    "x-ratelimit-limit-requests",
-    "x-ratelimit-remaining-requests",
-    "x-ratelimit-reset-requests",
-    "x-ratelimit-remaining-tokens",
-    "x-ratelimit-reset-tokens",
-    "anthropic-ratelimit-requests-limit",
-    "anthropic-ratelimit-requests-remaining",
-    "anthropic-ratelimit-requests-reset",
-    "anthropic-ratelimit-tokens-remaining",
-    "anthropic-ratelimit-tokens-reset",
-];
+use super::HEADER_NAMES as NAMES;
 
 /// Starts that lead the generator deep into each grammar.
 const PREFIXES: &[&[u8]] = &[
