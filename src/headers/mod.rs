@@ -124,6 +124,35 @@ pub struct Hints {
     pub rate_limit: Option<RateLimit>,
 }
 
+impl Hints {
+    /// Whether these hints show that a refusal came from a rate limiter: a
+    /// wait hint (`Retry-After`, its millisecond forms, gRPC pushback), or a
+    /// quota stated as exhausted (`remaining` 0) with a reset. GitHub answers
+    /// its primary and secondary rate limits with `403 Forbidden` carrying
+    /// exactly this evidence, and asks clients to wait for `retry-after`, or
+    /// else until `x-ratelimit-reset`; a `403` without it is a plain
+    /// permission error.
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use http::HeaderMap;
+    /// use tower_backoff::headers::hints;
+    ///
+    /// let mut headers = HeaderMap::new();
+    /// assert!(!hints(&headers, SystemTime::now()).shows_rate_limit());
+    /// headers.insert("x-ratelimit-remaining", "0".parse().unwrap());
+    /// headers.insert("x-ratelimit-reset", "30".parse().unwrap());
+    /// assert!(hints(&headers, SystemTime::now()).shows_rate_limit());
+    /// ```
+    pub fn shows_rate_limit(&self) -> bool {
+        self.retry_after.is_some()
+            || matches!(self.pushback, Some(Pushback::After(_)))
+            || self
+                .rate_limit
+                .is_some_and(|rl| rl.remaining == Some(0) && rl.reset.is_some())
+    }
+}
+
 /// How long the server asked the client to wait before retrying, from
 /// `retry-after-ms`, `x-ms-retry-after-ms` or `Retry-After` (delta-seconds or
 /// HTTP-date relative to `now`; a past date is zero).
