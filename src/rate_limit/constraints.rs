@@ -397,3 +397,6 @@ impl Constraints {
         self.hold_until
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -19,7 +19,6 @@ use tokio::time::Instant;
 use super::entry::{Decision, Entry, Parked, Waiter};
 use super::limit::Limit;
 use super::model::{Admit, Grant, Knobs, Limited, Need, Uncounted};
-use super::permit::{Permit, Waiting};
 use super::response::Outcome;
 use super::time::after;
 use super::GateStats;
@@ -81,18 +80,19 @@ struct State {
     next_ticket: u64,
 }
 
-/// The answer to a new request.
-pub(crate) enum Acquire {
+/// The table's answer to a new request (wrapped in handles by
+/// [`permit`](super::permit)).
+pub(super) enum Admission {
     /// Go now.
-    Go(Permit),
-    /// Wait in line (at most this long).
-    Wait(Waiting, Duration),
+    Go(Grant),
+    /// Wait in line with this ticket (at most this long).
+    Wait(u64, Duration),
     /// The wait would exceed `max_wait` or the request's deadline.
     Refuse(Duration),
 }
 
 pub(super) enum TicketPoll {
-    Granted(Permit),
+    Granted(Grant),
     Refused(Duration),
     /// Still waiting; the keeper gets the instant to sleep until.
     Pending(Option<Instant>),
@@ -136,12 +136,7 @@ impl Gate {
     }
 
     /// Admission of a new request for `key`.
-    pub(crate) fn acquire(
-        self: &Arc<Self>,
-        key: u64,
-        mut need: Need,
-        deadline: Option<Instant>,
-    ) -> Acquire {
+    pub(super) fn admit(&self, key: u64, mut need: Need, deadline: Option<Instant>) -> Admission {
         let now = Instant::now();
         let config = &self.config;
         let knobs = config.knobs();
@@ -164,9 +159,7 @@ impl Gate {
                 .constraints
                 .check(now, entry.in_flight(), &need, knobs);
             if verdict.admit == Admit::Now || (refuse_at.is_none() && bound <= now) {
-                let grant = entry.grant(now, need);
-                drop(guard);
-                return Acquire::Go(Permit::new(self.clone(), key, grant));
+                return Admission::Go(entry.grant(now, need));
             }
         }
         let wait = match refuse_at {
@@ -178,7 +171,7 @@ impl Gate {
                 };
                 let at = entry.constraints.estimate(now, mine, &need);
                 if at > refuse_at {
-                    return Acquire::Refuse(at.saturating_duration_since(now));
+                    return Admission::Refuse(at.saturating_duration_since(now));
                 }
                 at.saturating_duration_since(now)
             }
@@ -191,19 +184,10 @@ impl Gate {
             release_at: bound,
             waker: None,
         });
-        drop(guard);
-        Acquire::Wait(
-            Waiting::new(self.clone(), key, ticket, need, deadline),
-            wait,
-        )
+        Admission::Wait(ticket, wait)
     }
 
-    pub(super) fn poll_ticket(
-        self: &Arc<Self>,
-        key: u64,
-        ticket: u64,
-        waker: &Waker,
-    ) -> TicketPoll {
+    pub(super) fn poll_ticket(&self, key: u64, ticket: u64, waker: &Waker) -> TicketPoll {
         let now = Instant::now();
         let knobs = self.config.knobs();
         let mut wake = Vec::new();
@@ -230,7 +214,7 @@ impl Gate {
             w.wake();
         }
         match result {
-            Ok(grant) => TicketPoll::Granted(Permit::new(self.clone(), key, grant)),
+            Ok(grant) => TicketPoll::Granted(grant),
             Err(other) => other,
         }
     }
@@ -382,3 +366,6 @@ fn trace_limited(key: u64, limited: Limited, waiting: usize) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
