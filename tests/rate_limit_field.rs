@@ -62,10 +62,8 @@ async fn f1_github_secondary_403_retry_after_holds_the_key() {
     let calls = server.calls();
     // Penalty periods, from the calls that found the server in one.
     let mut periods: Vec<(Duration, Duration)> = Vec::new();
-    for c in calls.iter().filter(|c| c.in_penalty) {
-        if periods.last().is_none_or(|p| c.at >= p.1) {
-            periods.push((c.at, c.at + penalty));
-        }
+    for c in calls.iter().filter(|c| c.started_penalty) {
+        periods.push((c.at, c.at + penalty));
     }
     let inside = |t: Duration| periods.iter().any(|p| t >= p.0 && t < p.1);
     let in_penalty = calls.iter().filter(|c| c.in_penalty).count() as u64;
@@ -337,30 +335,77 @@ async fn f5_lying_headers_bare_429() {
     liar(Hint::None).await;
 }
 
-/// 20 requests behind an hourly quota of 10 (GitHub-style, remaining 0
-/// after 10, reset in 1 h), through `gate` alone: the longest wait.
-async fn hourly(gate: RateLimitAwareLayer) -> (Duration, String) {
+/// An hourly quota of 10, GitHub-style (remaining 0 after 10, reset in
+/// 1 h, `429` without `retry-after` past it). With `warm`, 10 sequential
+/// requests spend it first; then 20 requests go at once through `gate`
+/// alone. Returns the longest wait of the 20, their statuses, and the calls
+/// the server refused.
+async fn hourly(gate: RateLimitAwareLayer, warm: bool) -> (Duration, String, ApiServer) {
     let server = ApiServer::builder()
         .limiter(Limiter::window("core", 10, 3_600 * SEC).refuse(429, Hint::None))
         .style(Style::GitHub)
         .build();
-    let out = drive(gate.layer(server.service()), 20, 20, |_| get("/repos/o/r")).await;
+    let svc = gate.layer(server.service());
+    if warm {
+        for _ in 0..10 {
+            let r = svc.clone().oneshot(get("/repos/o/r")).await.unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    }
+    let out = drive(svc, 20, 20, |_| get("/repos/o/r")).await;
     let longest = out.iter().map(|o| o.latency()).max().unwrap();
-    (longest, statuses(&out))
+    let calls: Vec<String> = server
+        .calls()
+        .iter()
+        .map(|c| format!("{:.0?}:{}", c.at, c.status))
+        .collect();
+    eprintln!("  calls (time:status): {}", calls.join(" "));
+    (longest, statuses(&out), server)
 }
 
 /// 6) `max_hold` bounds a request's whole wait: 5 min by default, 60 s when
-/// set.
+/// set, for 20 requests queued behind a spent hourly quota.
 #[tokio::test(start_paused = true)]
 async fn f6_max_hold_bounds_the_whole_wait() {
-    let (default, s1) = hourly(RateLimitAwareLayer::new()).await;
-    let (sixty, s2) = hourly(RateLimitAwareLayer::new().max_hold(60 * SEC)).await;
+    let (default, s1, _) = hourly(RateLimitAwareLayer::new(), true).await;
+    let (sixty, s2, _) = hourly(RateLimitAwareLayer::new().max_hold(60 * SEC), true).await;
     eprintln!("(6) longest wait: defaults {default:.1?} ({s1}); max_hold 60 s {sixty:.1?} ({s2})");
     assert!(
         default <= 301 * SEC,
         "waited {default:.1?} > max_hold 5 min"
     );
     assert!(sixty <= 61 * SEC, "waited {sixty:.1?} > max_hold 60 s");
+}
+
+/// Beyond issue 12 (found while writing 6): 20 requests sent at once to a
+/// key the gate knows nothing about, with an hourly quota of 10 stated on
+/// every reply (GitHub style, so scoped to resource `core`). The stated
+/// remaining should stop the gate after 10: at most 1 refusal is fair (a
+/// probe).
+async fn cold_quota(gate: RateLimitAwareLayer, label: &str) {
+    let (_, st, server) = hourly(gate.max_hold(60 * SEC), false).await;
+    // Calls sent past `max_hold` (60 s) are sent by design.
+    let early = server
+        .calls()
+        .iter()
+        .filter(|c| !c.accepted && c.at < 59 * SEC)
+        .count();
+    eprintln!("(x) cold burst of 20 against a quota of 10, {label}: {st}, {early} refused before max_hold");
+    assert!(
+        early <= 1,
+        "{early} calls sent past a stated remaining of 0"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn x_cold_burst_respects_a_stated_quota_learned_scope() {
+    cold_quota(RateLimitAwareLayer::new(), "scope learned").await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn x_cold_burst_respects_a_stated_quota_scope_fn() {
+    let gate = RateLimitAwareLayer::new().scope_fn(|_: &http::request::Parts| Some("core"));
+    cold_quota(gate, "scope_fn core").await;
 }
 
 /// A server that refuses everything with `429 retry-after: <hint>`, and a
@@ -579,9 +624,13 @@ async fn loopback_github_secondary_limit_post_and_get() {
     );
     assert_eq!(results.len(), n, "every request ends");
     assert_eq!(twice, 0, "a POST was processed twice");
+    // Few calls during a penalty: at most 5 per penalty on average. Calls
+    // already sent when the penalty starts (up to 19 of the 20 callers) are
+    // unavoidable; a gate that ignored the 403 would send dozens a second.
     assert!(
-        s.in_penalty as usize <= n / 10,
-        "{} calls during penalties",
-        s.in_penalty
+        s.in_penalty as usize <= 5 * s.penalties.len().max(1),
+        "{} calls during {} penalties",
+        s.in_penalty,
+        s.penalties.len()
     );
 }

@@ -179,6 +179,8 @@ pub struct Call {
     pub cost: u64,
     /// The server was in a penalty (see [`Limiter::penalty`]) at arrival.
     pub in_penalty: bool,
+    /// This call started a penalty.
+    pub started_penalty: bool,
 }
 
 #[derive(Debug)]
@@ -279,7 +281,11 @@ impl ApiServerBuilder {
                 skew: self.skew,
                 resources: self.resources,
                 born: now,
-                born_wall: SystemTime::now(),
+                // Whole seconds, so that runs are deterministic (the
+                // `Date` and epoch resets do not depend on when the test
+                // started within a second): the server's clock is up to
+                // 1 s behind the client's, a realistic small skew.
+                born_wall: UNIX_EPOCH + Duration::from_secs(epoch_secs(SystemTime::now())),
             }),
         }
     }
@@ -438,6 +444,7 @@ impl ApiServer {
             }
         }
         let in_penalty = refusal.is_some_and(|r| r.2);
+        let mut started_penalty = false;
         let accepted = refusal.is_none();
         if accepted {
             for l in s.limiters.iter_mut() {
@@ -455,6 +462,7 @@ impl ApiServer {
             if let Some(p) = s.limiters[i].spec.penalty {
                 s.limiters[i].closed_until = Some(now + p);
                 refusal = Some((i, p, true));
+                started_penalty = true;
             }
         }
         // What the stated limiters say now.
@@ -534,6 +542,7 @@ impl ApiServer {
             id,
             cost,
             in_penalty,
+            started_penalty,
         });
         (accepted, status, h)
     }
