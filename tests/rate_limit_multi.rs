@@ -108,6 +108,13 @@ async fn requests_and_tokens(headers: bool) {
         c.throttled,
         server.timeline_str(SEC)
     );
+    let refused: Vec<String> = server
+        .calls()
+        .iter()
+        .filter(|c| !c.accepted)
+        .map(|c| format!("{:.3?} cost {}", c.at, c.cost))
+        .collect();
+    eprintln!("  refused calls: {refused:?}");
     assert_eq!(ok, n, "every request succeeds");
     let bound = if headers { 2.0 } else { 1.0 };
     assert!(wasted <= bound, "wasted {wasted:.2} % > {bound} %");

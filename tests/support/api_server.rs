@@ -430,7 +430,9 @@ impl ApiServer {
                 break;
             }
             match l.spec.kind {
-                Kind::Bucket { rate, .. } if l.level < need => {
+                // A hair of tolerance: the client's arithmetic in f64 and
+                // the server's need not round alike.
+                Kind::Bucket { rate, .. } if l.level < need - 1e-6 => {
                     let wait = Duration::from_secs_f64((need - l.level) / rate);
                     refusal = Some((i, wait, false));
                     break;
