@@ -78,6 +78,18 @@ async fn f1_github_secondary_403_retry_after_holds_the_key() {
         statuses(&out),
         server.timeline_str(5 * SEC)
     );
+    // What the gate does when a hold ends: calls within 100 ms of each
+    // penalty's end.
+    let wave: Vec<usize> = periods
+        .iter()
+        .map(|p| {
+            calls
+                .iter()
+                .filter(|c| c.at >= p.1 && c.at < p.1 + Duration::from_millis(100))
+                .count()
+        })
+        .collect();
+    eprintln!("  calls within 100 ms after each penalty's end: {wave:?}");
     assert!(ratio <= 2.0, "{ratio:.2} % of arrivals hit the penalty");
 }
 
