@@ -118,9 +118,7 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let read = self
-            .fns
-            .read(req, &self.gate.hasher, self.gate.needs_routes());
+        let read = self.fns.read(req, &self.gate.hasher);
         let req = read.req;
         match acquire(&self.gate, read.key, read.need, read.deadline) {
             Acquire::Go(mut permit) => {

@@ -9,7 +9,6 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher, RandomState};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::Duration;
@@ -49,9 +48,6 @@ pub(crate) struct Gate {
     pub(crate) config: Config,
     /// Seeds key hashes, so that key collisions cannot be planned.
     pub(crate) hasher: RandomState,
-    /// Whether any response has named a resource: only then do requests
-    /// need their route computed.
-    scoped: AtomicBool,
     state: Mutex<State>,
 }
 
@@ -114,7 +110,6 @@ impl Gate {
         Gate {
             config,
             hasher: RandomState::new(),
-            scoped: AtomicBool::new(false),
             state: Mutex::new(State {
                 entries: HashMap::default(),
                 tick: 0,
@@ -128,11 +123,6 @@ impl Gate {
         // arithmetic; if it ever did, the state is still consistent enough
         // to keep serving.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Whether requests should carry their route (a resource was named).
-    pub(crate) fn needs_routes(&self) -> bool {
-        self.scoped.load(Ordering::Relaxed)
     }
 
     /// Admission of a new request for `key`.
@@ -244,7 +234,6 @@ impl Gate {
                     if grant.need.route != 0 {
                         entry.learn_route(grant.need.route, resource);
                     }
-                    self.scoped.store(true, Ordering::Relaxed);
                 }
                 entry.land(grant);
                 if let Some(limited) = limited {

@@ -155,7 +155,7 @@ fn configured_limits_bind_from_the_first_request_without_slow_start() {
     }
     assert_eq!(
         c.check(now, 10, &need(), KNOBS).admit,
-        Admit::At(now + Duration::from_millis(10))
+        Admit::At(now + Duration::from_micros(10_001))
     );
 }
 
@@ -176,7 +176,7 @@ fn a_tokens_limit_counts_the_cost_and_a_requests_limit_counts_one() {
     // 400 tokens left: the next 600 waits 200 ms; a free request goes.
     assert_eq!(
         admit(&mut c, now, &big),
-        Admit::At(now + Duration::from_millis(200))
+        Admit::At(now + Duration::from_micros(200_001))
     );
     assert_eq!(admit(&mut c, now, &need()), Admit::Now);
 }
