@@ -34,7 +34,7 @@
 //! [`BackoffRetryLayer::buffered`] to be replayed.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod body;
 pub mod budget;

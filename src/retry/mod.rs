@@ -288,7 +288,8 @@ impl<C> BackoffRetryLayer<C> {
         self
     }
 
-    /// Replace the classification with a closure returning a [`Decision`].
+    /// Replace the classification with a closure returning a
+    /// [`Decision`](crate::classify::Decision).
     /// This also makes the layer usable for request types other than HTTP
     /// (they implement [`RetryRequest`]).
     ///

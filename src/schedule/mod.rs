@@ -2,7 +2,7 @@
 //! to wait". No async, no clock, no tower.
 //!
 //! A [`Schedule`] returns the base delay before retry `n` (0 for the first
-//! retry); [`Jitter`](crate::Jitter) then randomises it. Every schedule
+//! retry); [`Jitter`] then randomises it. Every schedule
 //! saturates instead of overflowing for any `n` up to `u32::MAX` and any
 //! `Duration`, and never returns more than its [`max_delay`](Schedule::max_delay).
 //!
