@@ -38,6 +38,9 @@ where
                     why = %why,
                     "giving up; returning the last response"
                 );
+                if let Some(hook) = &self.config.on_give_up {
+                    hook(why);
+                }
                 None
             }
         }
