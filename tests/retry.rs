@@ -162,7 +162,55 @@ async fn waits_for_retry_after_seconds() {
         "{:?}",
         at[1] - at[0]
     );
-    assert!(at[1] - at[0] < Duration::from_secs(8));
+    // Spread above the hint by at most half of it (full jitter).
+    assert!(at[1] - at[0] <= Duration::from_millis(10_500));
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_released_by_the_same_retry_after_are_spread() {
+    // 100 requests get `429 Retry-After: 1` at the same instant. Their
+    // retries must not all arrive together: none before the second, none
+    // past the cap, and spread over hundreds of milliseconds.
+    let cap = Duration::from_secs(3);
+    let start = Instant::now();
+    let retried_at = Arc::new(Mutex::new(Vec::new()));
+    let log = retried_at.clone();
+    let svc = tower::service_fn(move |req: Request<String>| {
+        let first = tower_backoff::Attempt::of(req.extensions()) == 1;
+        if !first {
+            log.lock().unwrap().push(Instant::now() - start);
+        }
+        let res = if first {
+            Response::builder()
+                .status(429)
+                .header("retry-after", "1")
+                .body(())
+        } else {
+            Response::builder().body(())
+        };
+        async move { Ok::<_, std::convert::Infallible>(res.unwrap()) }
+    });
+    let client = ServiceBuilder::new()
+        .layer(BackoffRetryLayer::exponential(Duration::from_millis(100), cap).seed(3))
+        .service(svc);
+    let all = (0..100).map(|_| client.clone().oneshot(get()));
+    for res in futures::future::join_all(all).await {
+        assert_eq!(res.unwrap().status(), 200);
+    }
+
+    let mut at = retried_at.lock().unwrap().clone();
+    at.sort();
+    assert_eq!(at.len(), 100);
+    assert!(at[0] >= Duration::from_secs(1), "early: {:?}", at[0]);
+    assert!(at[99] <= cap, "past the cap: {:?}", at[99]);
+    assert!(at[99] - at[0] >= Duration::from_millis(300), "{at:?}");
+    // No 10 ms slot holds more than a handful of them.
+    let crowd = at
+        .iter()
+        .map(|t| at.iter().filter(|u| **u >= *t && **u < *t + Duration::from_millis(10)).count())
+        .max()
+        .unwrap();
+    assert!(crowd <= 10, "{crowd} retries within 10 ms");
 }
 
 #[tokio::test(start_paused = true)]
@@ -172,10 +220,11 @@ async fn waits_for_retry_after_http_date() {
     let (status, _, seen) = run(fast(), script, get()).await;
     assert_eq!(status, 200);
     let at = support::times(&seen);
-    // HTTP-dates have whole-second precision: 11–13 s.
+    // HTTP-dates have whole-second precision (a hint of 11–12 s), and the
+    // wait is spread above the hint by at most half of it.
     let waited = at[1] - at[0];
     assert!(
-        waited >= Duration::from_secs(10) && waited <= Duration::from_secs(13),
+        waited >= Duration::from_secs(10) && waited <= Duration::from_secs(18),
         "{waited:?}"
     );
 }
