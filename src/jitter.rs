@@ -34,7 +34,8 @@ pub enum Jitter {
     Full,
     /// `d/2 + U(0, d/2)` ("equal jitter"); mean `3d/4`, never below `d/2`.
     Equal,
-    /// `d × U(low, high)`: seed 001 uses `0.5..1.5`, gRPC `0.8..1.2`.
+    /// `d × U(low, high)`: the AI-API retry article's client uses `0.5..1.5`,
+    /// gRPC `0.8..1.2`.
     ///
     /// A NaN bound counts as `1.0`, a negative one as `0.0`, and the bounds
     /// are swapped if given in the wrong order.
@@ -44,7 +45,8 @@ pub enum Jitter {
         /// Highest factor.
         high: f64,
     },
-    /// `d + U(0, max)`: seed 000's `2^n + U(0, 1 s)`.
+    /// `d + U(0, max)`: the `2^attempt + U(0, 1)` seconds of the common Python
+    /// retry loop for AI APIs.
     Additive(Duration),
 }
 
@@ -165,13 +167,22 @@ mod tests {
             assert!(w >= second && w <= tight, "{w:?}");
         }
         // No jitter: exactly the hint, or the schedule's delay if longer.
-        assert_eq!(Jitter::None.above_hint(Duration::from_millis(100), second, cap, &mut rng), second);
-        assert_eq!(Jitter::None.above_hint(second * 3, second, cap, &mut rng), second * 3);
-        // Seed 000's additive jitter: hint + U(0, max).
+        assert_eq!(
+            Jitter::None.above_hint(Duration::from_millis(100), second, cap, &mut rng),
+            second
+        );
+        assert_eq!(
+            Jitter::None.above_hint(second * 3, second, cap, &mut rng),
+            second * 3
+        );
+        // Additive jitter (the Python AI-API retry loop's): hint + U(0, max).
         let w = Jitter::Additive(second).above_hint(Duration::ZERO, second * 4, cap, &mut rng);
         assert!(w >= second * 4 && w <= second * 5, "{w:?}");
         // A hint above the cap (allowed by max_retry_after): the hint, no spread.
-        assert_eq!(Jitter::Full.above_hint(second, cap * 2, cap, &mut rng), cap * 2);
+        assert_eq!(
+            Jitter::Full.above_hint(second, cap * 2, cap, &mut rng),
+            cap * 2
+        );
     }
 
     const DRAWS: u32 = 100_000;

@@ -98,7 +98,11 @@ async fn retries_rate_limited_403_even_for_a_post() {
     let (status, n, seen) = run(fast(), script, post()).await;
     assert_eq!((status, n), (200, 2));
     let at = support::times(&seen);
-    assert!(at[1] - at[0] >= Duration::from_secs(3), "{:?}", at[1] - at[0]);
+    assert!(
+        at[1] - at[0] >= Duration::from_secs(3),
+        "{:?}",
+        at[1] - at[0]
+    );
 
     // GitHub's primary limit: remaining 0 and the reset as a Unix time.
     let reset = SystemTime::now()
@@ -115,16 +119,17 @@ async fn retries_rate_limited_403_even_for_a_post() {
     let (status, n, seen) = run(fast(), script, get()).await;
     assert_eq!((status, n), (200, 2));
     let at = support::times(&seen);
-    assert!(at[1] - at[0] >= Duration::from_secs(8), "{:?}", at[1] - at[0]);
+    assert!(
+        at[1] - at[0] >= Duration::from_secs(8),
+        "{:?}",
+        at[1] - at[0]
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn never_retries_a_plain_403() {
     for req in [get(), post()] {
-        let script = vec![
-            reply(403).header("x-ratelimit-remaining", "41"),
-            reply(200),
-        ];
+        let script = vec![reply(403).header("x-ratelimit-remaining", "41"), reply(200)];
         let (status, n, _) = run(fast(), script, req).await;
         assert_eq!((status, n), (403, 1));
     }
@@ -207,7 +212,11 @@ async fn retries_released_by_the_same_retry_after_are_spread() {
     // No 10 ms slot holds more than a handful of them.
     let crowd = at
         .iter()
-        .map(|t| at.iter().filter(|u| **u >= *t && **u < *t + Duration::from_millis(10)).count())
+        .map(|t| {
+            at.iter()
+                .filter(|u| **u >= *t && **u < *t + Duration::from_millis(10))
+                .count()
+        })
         .max()
         .unwrap();
     assert!(crowd <= 10, "{crowd} retries within 10 ms");
@@ -476,7 +485,9 @@ fn give_up_reasons_say_what_happened() {
 async fn on_give_up_hook_hears_why_the_retries_stopped() {
     let heard = Arc::new(Mutex::new(Vec::<GiveUp>::new()));
     let log = heard.clone();
-    let layer = fast().max_attempts(2).on_give_up(move |why| log.lock().unwrap().push(why));
+    let layer = fast()
+        .max_attempts(2)
+        .on_give_up(move |why| log.lock().unwrap().push(why));
 
     // A Retry-After above the cap: the 429 is returned at once.
     let script = vec![reply(429).header("retry-after", "99999"), reply(200)];
@@ -540,7 +551,8 @@ fn nonsense_settings_are_warned_about_once() {
     let build = |layer: &BackoffRetryLayer| drop(layer.layer(svc.clone()));
 
     // Base and cap swapped: one warning, however many services are built.
-    let swapped = BackoffRetryLayer::exponential(Duration::from_secs(2), Duration::from_millis(100));
+    let swapped =
+        BackoffRetryLayer::exponential(Duration::from_secs(2), Duration::from_millis(100));
     build(&swapped);
     build(&swapped);
     build(&swapped.clone());
@@ -565,7 +577,10 @@ fn nonsense_settings_are_warned_about_once() {
     // Sensible settings: silence.
     build(&fast());
     build(&BackoffRetryLayer::constant(Duration::from_secs(1)));
-    build(&BackoffRetryLayer::decorrelated(Duration::from_millis(10), Duration::from_secs(1)));
+    build(&BackoffRetryLayer::decorrelated(
+        Duration::from_millis(10),
+        Duration::from_secs(1),
+    ));
     assert_eq!(warnings.lock().unwrap().len(), 4);
 }
 

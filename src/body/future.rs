@@ -169,7 +169,8 @@ where
                     // `read` is emptied only right before the state moves to
                     // `Calling`; it can be seen empty only if the inner
                     // service's `call` panicked and the future is polled again.
-                    const TAKEN: &str = "BufferFuture polled again after the inner service's call panicked";
+                    const TAKEN: &str =
+                        "BufferFuture polled again after the inner service's call panicked";
                     let step = match read.as_mut() {
                         Some(reading) => ready!(reading.poll_step(cx)),
                         None => unreachable!("{TAKEN}"),

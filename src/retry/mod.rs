@@ -68,7 +68,8 @@ type GiveUpHook = Arc<dyn Fn(GiveUp) + Send + Sync>;
 /// Retry with backoff: a [`tower::Layer`] and the [`tower::retry::Policy`]
 /// it installs.
 ///
-/// Defaults: 5 attempts in all (seed 001's `max_attempts`), [`Jitter::Full`]
+/// Defaults: 5 attempts in all (`max_attempts` of the AI-API retry article's
+/// client), [`Jitter::Full`]
 /// (none for [`decorrelated`](Self::decorrelated), which is its own jitter),
 /// `Retry-After` honoured up to the schedule's cap, no time limit, no budget,
 /// [`HttpClassifier`], [`Idempotency::Auto`], an entropy-seeded random source.
@@ -267,7 +268,8 @@ impl<C> BackoffRetryLayer<C> {
     }
 
     /// The longest server-requested wait to honour (default: the schedule's
-    /// `max_delay`, as in seed 001). Longer requests end the retries.
+    /// `max_delay`, as in the AI-API retry article's client). Longer requests end
+    /// the retries.
     pub fn max_retry_after(mut self, cap: Duration) -> Self {
         self.config_mut().max_retry_after = Some(cap);
         self
