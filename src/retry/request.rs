@@ -31,6 +31,7 @@ impl Attempt {
 
 /// Which requests may be sent twice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Idempotency {
     /// RFC 9110 §9.2.2: GET, HEAD, OPTIONS, PUT, DELETE and TRACE are
     /// idempotent, and so is any request carrying an `Idempotency-Key`
