@@ -26,6 +26,15 @@ where
         match self.plan_retry(req, &decision, attempt) {
             Ok((delay, cost)) => {
                 req.set_attempt(attempt.saturating_add(1));
+                // The next attempt must be done by `max_elapsed`: layers
+                // inside (the gate) wait no longer. The first attempt cannot
+                // carry it (tower sends the caller's own request), so set
+                // `Deadline` on it yourself to bound its wait too.
+                if let (Some(start), Some(max)) = (self.state.start, self.config.max_elapsed) {
+                    if let Some(deadline) = start.checked_add(max) {
+                        req.set_deadline(deadline);
+                    }
+                }
                 let budget = self.config.budget.clone();
                 Some(Backoff::new(tokio::time::sleep(delay), budget, cost))
             }
