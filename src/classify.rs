@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, Request, Response, StatusCode};
 
+use crate::circuit::CircuitOpen;
 use crate::headers::{self, Pushback};
 
 /// Why an attempt was judged a failure, as reported in events and tracing.
@@ -199,7 +200,8 @@ where
 ///   `retry-after-ms`, `x-ms-retry-after-ms`, `grpc-retry-pushback-ms`.
 /// * Proof of "not processed" (lets non-idempotent requests be retried):
 ///   `429`; `503` with a retry hint; gRPC UNAVAILABLE / RESOURCE_EXHAUSTED
-///   trailers-only replies; a connect-phase error (connection refused, or
+///   trailers-only replies; a response or error marked
+///   [`CircuitOpen`] (the breaker answered without sending); a connect-phase error (connection refused, or
 ///   hyper-util's `is_connect()` with the `hyper-util` feature) found in an
 ///   error of type `Box<dyn Error + Send + Sync>`, `std::io::Error` or
 ///   hyper-util's client error.
@@ -234,6 +236,11 @@ const GRPC_UNAVAILABLE: u16 = 14;
 impl<B, Rb, E: 'static> Classify<Request<B>, Response<Rb>, E> for HttpClassifier {
     fn classify(&self, _req: &Request<B>, result: Result<&Response<Rb>, &E>) -> Decision {
         match result {
+            // The breaker answered without sending: proof of "not processed"
+            // even if a layer in between dropped its Retry-After.
+            Ok(res) if res.extensions().get::<CircuitOpen>().is_some() => {
+                classify_response(res.status(), res.headers()).not_processed()
+            }
             Ok(res) => classify_response(res.status(), res.headers()),
             Err(err) => classify_error(err),
         }
@@ -299,6 +306,12 @@ pub fn classify_error<E: 'static>(err: &E) -> Decision {
     let mut decision = Decision::retry(Reason::Error);
     let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
     while let Some(e) = cur {
+        // An open breaker's error (`open_as_error`): never sent.
+        if let Some(open) = e.downcast_ref::<CircuitOpen>() {
+            return Decision::retry(Reason::Error)
+                .after(open.retry_after)
+                .not_processed();
+        }
         if is_timeout(e) {
             decision = Decision::retry(Reason::Timeout).timeout();
         }
@@ -404,5 +417,22 @@ mod tests {
             Box::new(std::io::Error::from(std::io::ErrorKind::TimedOut));
         assert!(classify_error(&boxed).is_timeout());
         assert!(classify_error(&"opaque").is_retryable());
+    }
+
+    #[test]
+    fn a_circuit_open_answer_proves_not_processed() {
+        let open = CircuitOpen {
+            retry_after: Duration::from_secs(2),
+        };
+        let mut res = Response::new(());
+        *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        res.extensions_mut().insert(open);
+        let req = Request::post("/").body(()).unwrap();
+        let d = HttpClassifier.classify(&req, Ok::<_, &()>(&res));
+        assert!(d.is_retryable() && d.is_not_processed());
+        let boxed: Box<dyn StdError + Send + Sync> = Box::new(open);
+        let d = classify_error(&boxed);
+        assert!(d.is_not_processed());
+        assert_eq!(d.retry_after(), Some(Duration::from_secs(2)));
     }
 }

@@ -38,10 +38,12 @@
 
 pub mod body;
 pub mod budget;
+pub mod circuit;
 pub mod classify;
 mod duration;
 pub mod headers;
 mod jitter;
+mod key;
 pub mod rate_limit;
 #[cfg(feature = "reqwest-middleware")]
 pub mod reqwest;
@@ -50,6 +52,7 @@ mod rng;
 pub mod schedule;
 
 pub use body::BufferBodyLayer;
+pub use circuit::{CircuitBreaker, CircuitBreakerLayer, CircuitOpen};
 pub use jitter::Jitter;
 pub use rate_limit::{LocalRateLimited, RateLimitAware, RateLimitAwareLayer};
 pub use retry::{Attempt, BackoffRetryLayer, Idempotency, ReplayBody, RetryRequest};

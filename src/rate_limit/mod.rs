@@ -109,7 +109,6 @@
 
 mod future;
 mod gate;
-mod key;
 mod layer;
 mod learner;
 mod limits;
@@ -121,6 +120,8 @@ mod slow_start;
 mod time;
 
 use std::time::Duration;
+
+use crate::key;
 
 pub use future::ResponseFuture;
 pub use layer::RateLimitAwareLayer;

@@ -1,12 +1,14 @@
-//! Which requests share a limit: the key a request is gated under.
+//! Which requests share a state: the key a request is gated (rate limit) or
+//! counted (circuit breaker) under. Shared by both layers.
 //!
-//! Keys are `u64` hashes so that the gate's map stores no strings and the
+//! Keys are `u64` hashes so that the layers' maps store no strings and the
 //! default key costs no allocation per request. Two names whose hashes
 //! collide (chance about 2⁻⁶⁴ per pair) would share one state — harmless: they
-//! would only be paced together.
+//! would only be paced, or broken, together.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
 use std::sync::Arc;
 
 use http::request::Parts;
@@ -18,7 +20,7 @@ pub(crate) enum KeyFn {
     /// The request URI's authority, else the `Host` header, else `""`.
     #[default]
     Authority,
-    /// A user function over the request head, hashed with the gate's hasher.
+    /// A user function over the request head, hashed with the layer's hasher.
     Custom(Arc<CustomKey>),
 }
 
@@ -45,6 +47,28 @@ impl KeyFn {
                 (key, Request::from_parts(parts, body))
             }
         }
+    }
+}
+
+/// A map from keys to per-key state. Keys are already uniform hashes, so
+/// the map does not hash them again.
+pub(crate) type KeyMap<V> = HashMap<u64, V, BuildHasherDefault<KeyHasher>>;
+
+/// Passes a `u64` key through as its own hash.
+#[derive(Default)]
+pub(crate) struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
     }
 }
 

@@ -1,0 +1,159 @@
+//! The time-based sliding window a closed breaker judges by: calls and
+//! failures of the last `sampling_duration`, kept in a fixed ring of
+//! buckets.
+//!
+//! Recording is O(1) and allocates nothing: the ring is an array inside the
+//! key's entry, and moving time forward clears at most [`BUCKETS`] buckets.
+//! The window covers between `BUCKETS − 1` and `BUCKETS` bucket lengths of
+//! history (the oldest bucket ages out whole), as Polly's and resilience4j's
+//! time-based windows do.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// Buckets in a window: enough that the oldest tenth ageing out at once is a
+/// small step, few enough to clear in a handful of instructions.
+pub(crate) const BUCKETS: usize = 10;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Bucket {
+    calls: u32,
+    failures: u32,
+}
+
+/// Calls and failures over the last `sampling_duration`.
+#[derive(Debug, Clone)]
+pub(crate) struct Window {
+    /// Bucket indices count whole bucket lengths since here.
+    epoch: Instant,
+    /// One bucket's length in nanoseconds (at least 1).
+    bucket_nanos: u64,
+    ring: [Bucket; BUCKETS],
+    /// The index (in bucket lengths since `epoch`) of the newest bucket.
+    head: u64,
+    calls: u32,
+    failures: u32,
+}
+
+impl Window {
+    /// An empty window of `sampling` (split into [`BUCKETS`] buckets).
+    pub(crate) fn new(sampling: Duration, now: Instant) -> Self {
+        let nanos = u64::try_from(sampling.as_nanos()).unwrap_or(u64::MAX);
+        Window {
+            epoch: now,
+            bucket_nanos: (nanos / BUCKETS as u64).max(1),
+            ring: [Bucket::default(); BUCKETS],
+            head: 0,
+            calls: 0,
+            failures: 0,
+        }
+    }
+
+    /// Counts one call ending at `now`, failed or not.
+    pub(crate) fn record(&mut self, now: Instant, failed: bool) {
+        self.advance(now);
+        let bucket = &mut self.ring[(self.head % BUCKETS as u64) as usize];
+        bucket.calls = bucket.calls.saturating_add(1);
+        self.calls = self.calls.saturating_add(1);
+        if failed {
+            bucket.failures = bucket.failures.saturating_add(1);
+            self.failures = self.failures.saturating_add(1);
+        }
+    }
+
+    /// Calls and failures in the window as of `now`.
+    pub(crate) fn totals(&mut self, now: Instant) -> (u32, u32) {
+        self.advance(now);
+        (self.calls, self.failures)
+    }
+
+    /// Forgets everything (a breaker that closes starts afresh).
+    pub(crate) fn clear(&mut self) {
+        self.ring = [Bucket::default(); BUCKETS];
+        self.calls = 0;
+        self.failures = 0;
+    }
+
+    /// Moves the head to `now`'s bucket, clearing the buckets it passes.
+    /// Time never runs backwards here: an earlier `now` records into the
+    /// current head.
+    fn advance(&mut self, now: Instant) {
+        let since = now.saturating_duration_since(self.epoch);
+        let index = u64::try_from(since.as_nanos()).unwrap_or(u64::MAX) / self.bucket_nanos;
+        if index <= self.head {
+            return;
+        }
+        let steps = (index - self.head).min(BUCKETS as u64);
+        for i in 1..=steps {
+            let slot = ((self.head + i) % BUCKETS as u64) as usize;
+            let old = std::mem::take(&mut self.ring[slot]);
+            self.calls = self.calls.saturating_sub(old.calls);
+            self.failures = self.failures.saturating_sub(old.failures);
+        }
+        self.head = index;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLING: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn counts_calls_and_failures_within_the_window() {
+        let t0 = Instant::now();
+        let mut w = Window::new(SAMPLING, t0);
+        w.record(t0, true);
+        w.record(t0 + Duration::from_secs(3), false);
+        w.record(t0 + Duration::from_secs(9), true);
+        assert_eq!(w.totals(t0 + Duration::from_secs(9)), (3, 2));
+    }
+
+    #[test]
+    fn old_buckets_age_out() {
+        let t0 = Instant::now();
+        let mut w = Window::new(SAMPLING, t0);
+        w.record(t0, true);
+        w.record(t0 + Duration::from_secs(5), true);
+        // The first bucket leaves once ten bucket lengths have passed.
+        assert_eq!(w.totals(t0 + Duration::from_millis(9_999)), (2, 2));
+        assert_eq!(w.totals(t0 + Duration::from_secs(10)), (1, 1));
+        assert_eq!(w.totals(t0 + Duration::from_secs(15)), (0, 0));
+    }
+
+    #[test]
+    fn a_long_silence_clears_everything_in_bounded_steps() {
+        let t0 = Instant::now();
+        let mut w = Window::new(SAMPLING, t0);
+        for i in 0..100 {
+            w.record(t0 + Duration::from_millis(i * 90), i % 2 == 0);
+        }
+        let later = t0 + Duration::from_secs(86_400 * 365);
+        assert_eq!(w.totals(later), (0, 0));
+        w.record(later, true);
+        assert_eq!(w.totals(later), (1, 1));
+    }
+
+    #[test]
+    fn tiny_and_huge_sampling_durations_do_not_panic() {
+        let t0 = Instant::now();
+        for sampling in [Duration::ZERO, Duration::from_nanos(3), Duration::MAX] {
+            let mut w = Window::new(sampling, t0);
+            w.record(t0, true);
+            w.record(t0 + Duration::from_secs(1), false);
+            let _ = w.totals(t0 + Duration::from_secs(2));
+            w.clear();
+            assert_eq!(w.totals(t0), (0, 0));
+        }
+    }
+
+    #[test]
+    fn an_earlier_instant_records_into_the_head() {
+        let t0 = Instant::now() + Duration::from_secs(5);
+        let mut w = Window::new(SAMPLING, t0);
+        w.record(t0 - Duration::from_secs(1), true);
+        assert_eq!(w.totals(t0), (1, 1));
+    }
+}
