@@ -200,11 +200,12 @@ where
 ///   `retry-after-ms`, `x-ms-retry-after-ms`, `grpc-retry-pushback-ms`.
 /// * Proof of "not processed" (lets non-idempotent requests be retried):
 ///   `429`; `503` with a retry hint; gRPC UNAVAILABLE / RESOURCE_EXHAUSTED
-///   trailers-only replies; a response or error marked
-///   [`CircuitOpen`] (the breaker answered without sending); a connect-phase error (connection refused, or
-///   hyper-util's `is_connect()` with the `hyper-util` feature) found in an
-///   error of type `Box<dyn Error + Send + Sync>`, `std::io::Error` or
-///   hyper-util's client error.
+///   trailers-only replies; a response or error marked [`CircuitOpen`]
+///   (the breaker answered without sending); a connect-phase error
+///   (connection refused, or hyper-util's `is_connect()` with the
+///   `hyper-util` feature) found in an error of type
+///   `Box<dyn Error + Send + Sync>`, `std::io::Error` or hyper-util's
+///   client error.
 ///
 /// An error sent in gRPC *trailers* after a streamed reply is not visible
 /// here: tower's retry decides when the response head arrives.
