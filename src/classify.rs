@@ -237,12 +237,15 @@ const GRPC_UNAVAILABLE: u16 = 14;
 impl<B, Rb, E: 'static> Classify<Request<B>, Response<Rb>, E> for HttpClassifier {
     fn classify(&self, _req: &Request<B>, result: Result<&Response<Rb>, &E>) -> Decision {
         match result {
-            // The breaker answered without sending: proof of "not processed"
-            // even if a layer in between dropped its Retry-After.
-            Ok(res) if res.extensions().get::<CircuitOpen>().is_some() => {
-                classify_response(res.status(), res.headers()).not_processed()
-            }
-            Ok(res) => classify_response(res.status(), res.headers()),
+            Ok(res) => match res.extensions().get::<CircuitOpen>() {
+                // The breaker answered without sending: proof of "not
+                // processed", and its exact wait (`Retry-After` is rounded
+                // up to whole seconds).
+                Some(open) => classify_response(res.status(), res.headers())
+                    .after(open.retry_after)
+                    .not_processed(),
+                None => classify_response(res.status(), res.headers()),
+            },
             Err(err) => classify_error(err),
         }
     }
@@ -431,6 +434,7 @@ mod tests {
         let req = Request::post("/").body(()).unwrap();
         let d = HttpClassifier.classify(&req, Ok::<_, &()>(&res));
         assert!(d.is_retryable() && d.is_not_processed());
+        assert_eq!(d.retry_after(), Some(Duration::from_secs(2)));
         let boxed: Box<dyn StdError + Send + Sync> = Box::new(open);
         let d = classify_error(&boxed);
         assert!(d.is_not_processed());
