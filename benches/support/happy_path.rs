@@ -1,0 +1,73 @@
+//! What the happy-path benches share: an upstream that answers 200 at once,
+//! a typical request, and a driver that calls a service without a runtime
+//! (every future on the happy path completes on its first poll).
+//!
+//! The bench that includes it must also declare `mod counting_alloc`.
+
+use std::convert::Infallible;
+use std::future::{ready, Future, Ready};
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Full;
+use tower::Service;
+
+use super::counting_alloc;
+
+/// The request type of the happy-path benches.
+pub type Req = Request<Full<Bytes>>;
+
+/// The upstream: answers 200 at once.
+#[derive(Clone, Copy)]
+pub struct Ok200;
+
+impl Service<Req> for Ok200 {
+    type Response = Response<()>;
+    type Error = Infallible;
+    type Future = Ready<Result<Response<()>, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _req: Req) -> Self::Future {
+        ready(Ok(Response::new(())))
+    }
+}
+
+/// A small JSON POST-like request to an API, with an authorization header.
+pub fn request() -> Req {
+    Request::builder()
+        .uri("http://api.example.com/v1/items")
+        .header("authorization", "Bearer token")
+        .body(Full::new(Bytes::from_static(b"{\"q\":1}")))
+        .unwrap()
+}
+
+/// Drives a future that completes without waiting (all of these do).
+pub fn run<F: Future>(f: F) -> F::Output {
+    let mut f = pin!(f);
+    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(out) => out,
+        Poll::Pending => panic!("happy path must not wait"),
+    }
+}
+
+/// One request through `svc`: readiness, then the call.
+pub fn call<S: Service<Req>>(svc: &mut S, req: Req) -> Result<S::Response, S::Error> {
+    run(std::future::poll_fn(|cx| svc.poll_ready(cx)))?;
+    run(svc.call(req))
+}
+
+/// Heap allocations per request through `svc` (requests built beforehand).
+pub fn allocations_per_request<S: Service<Req>>(svc: &mut S) -> f64 {
+    const N: u64 = 10_000;
+    let reqs: Vec<Req> = (0..N).map(|_| request()).collect();
+    let before = counting_alloc::allocations();
+    for req in reqs {
+        let _ = call(svc, req);
+    }
+    (counting_alloc::allocations() - before) as f64 / N as f64
+}
