@@ -107,16 +107,20 @@ async fn a_server_stopped_and_restarted_on_its_port_opens_then_closes_the_breake
         .break_duration(Duration::from_millis(200))
         .on_state_change(move |c| log.lock().unwrap().push(c.to));
     let client = ServiceBuilder::new()
+        // A steady 20 attempts a second per caller while the server is
+        // down, so that failures soon outweigh the window's successes; the
+        // breaker's waits (up to 10 × 200 ms) are honoured.
         .layer(
-            BackoffRetryLayer::exponential(Duration::from_millis(20), Duration::from_millis(500))
-                .max_attempts(20),
+            BackoffRetryLayer::constant(Duration::from_millis(50))
+                .max_attempts(100)
+                .max_retry_after(Duration::from_secs(2)),
         )
         .layer(breaker.clone())
         .service(transport());
     let client = BoxCloneService::new(client);
 
-    // Ten callers, one GET each every 20 ms, for 2.5 s.
-    let end = tokio::time::Instant::now() + Duration::from_millis(2_500);
+    // Ten callers, one GET each every 100 ms, for 3 s.
+    let end = tokio::time::Instant::now() + Duration::from_millis(3_000);
     let workers: Vec<_> = (0..10)
         .map(|_| {
             let (client, uri) = (client.clone(), uri.clone());
@@ -126,7 +130,7 @@ async fn a_server_stopped_and_restarted_on_its_port_opens_then_closes_the_breake
                     let req = Request::get(uri.as_str()).body(Full::default()).unwrap();
                     let status = client.clone().oneshot(req).await.map(|r| r.status());
                     statuses.push(status.map_err(|e| e.to_string()));
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 statuses
             })
@@ -136,7 +140,7 @@ async fn a_server_stopped_and_restarted_on_its_port_opens_then_closes_the_breake
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (addr, hits) = server.stop().await;
     let hits_at_stop = hits.load(Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
     let opened_while_down = breaker.stats().keys[0].opened;
     let server = Server::start(addr, hits).await;
 

@@ -1,10 +1,13 @@
 //! The state every clone of the layer and service shares: one [`Circuit`]
 //! per key, behind one `std::sync::Mutex`.
 //!
-//! Each critical section is a hash-map lookup and a few comparisons (an
-//! eviction scan when a new key arrives at the cap): never an `.await`, a
-//! user callback, a `tracing` event or an allocation on the happy path.
-//! State changes are announced (events, hook) after unlocking.
+//! A call takes the lock once to be admitted (and counted); a success of a
+//! closed breaker's call needs nothing more, so only failures, ignored or
+//! cancelled calls and half-open probes take it a second time. Each
+//! critical section is a hash-map lookup and a few comparisons (an eviction
+//! scan when a new key arrives at the cap): never an `.await`, a user
+//! callback, a `tracing` event or an allocation on the happy path. State
+//! changes are announced (events, hook) after unlocking.
 
 use std::fmt;
 use std::hash::RandomState;
@@ -89,7 +92,7 @@ impl<C> Breaker<C> {
             rng,
         } = &mut *guard;
         *tick += 1;
-        let circuit = circuit(circuits, key, now, &self.settings, self.max_keys);
+        let circuit = circuit(circuits, key, now, *tick, &self.settings, self.max_keys);
         circuit.used = *tick;
         let (admit, transition) = circuit.admit(&self.settings, now, rng);
         drop(guard);
@@ -111,10 +114,12 @@ impl<C> Breaker<C> {
 
     fn finish(&self, key: u64, ticket: Ticket, outcome: Option<CallOutcome>) {
         let now = Circuit::needs_clock(&self.settings, outcome).then(Instant::now);
+        if !ticket.matters(&self.settings, outcome, now) {
+            return;
+        }
         let mut guard = self.lock();
         let Shared { circuits, rng, .. } = &mut *guard;
-        // A key with a call in flight is never evicted; a missing entry is
-        // handled (as nothing to count) rather than trusted away.
+        // Evicted since: nothing left to count.
         let Some(circuit) = circuits.get_mut(&key) else {
             return;
         };
@@ -164,7 +169,6 @@ impl<C> Breaker<C> {
                     state: c.state_at(Some(now)),
                     calls,
                     failures,
-                    in_flight: c.in_flight,
                     opened: c.opened,
                     retry_after: c.retry_after(now),
                 }
@@ -177,12 +181,13 @@ impl<C> Breaker<C> {
     }
 }
 
-/// The circuit for `key`, created if new; at `max_keys`, idle circuits are
-/// evicted first.
+/// The circuit for `key`, created if new (at `max_keys`, after evicting
+/// some).
 fn circuit<'a>(
     circuits: &'a mut KeyMap<Circuit>,
     key: u64,
     now: Instant,
+    tick: u64,
     settings: &Settings,
     max_keys: usize,
 ) -> &'a mut Circuit {
@@ -192,33 +197,29 @@ fn circuit<'a>(
     }
     circuits
         .entry(key)
-        .or_insert_with(|| Circuit::new(settings, now))
+        .or_insert_with(|| Circuit::new(settings, now, tick))
 }
 
-/// Evicts an eighth of `max` idle circuits at once (so the scan is paid
-/// once per eighth of new keys): closed ones that never broke first, then
-/// the least recently used. Circuits with calls in flight stay.
+/// Evicts an eighth of `max` circuits at once (so the scan is paid once
+/// per eighth of new keys): closed ones that never broke first, then the
+/// least recently used. Calls still in flight on an evicted circuit end
+/// uncounted.
 fn evict(circuits: &mut KeyMap<Circuit>, max: usize) {
-    let mut idle: Vec<(bool, u64, u64)> = circuits
+    let mut order: Vec<(bool, u64, u64)> = circuits
         .iter()
-        .filter(|(_, c)| c.in_flight == 0)
         .map(|(&key, c)| (!c.is_quiet(), c.used, key))
         .collect();
-    let n = (max / 8).max(1).min(idle.len());
+    let n = (max / 8).max(1).min(order.len());
     if n == 0 {
         return;
     }
-    if n < idle.len() {
-        idle.select_nth_unstable(n - 1);
+    if n < order.len() {
+        order.select_nth_unstable(n - 1);
     }
-    for &(_, _, key) in &idle[..n] {
+    for &(_, _, key) in &order[..n] {
         circuits.remove(&key);
     }
-    tracing::debug!(
-        evicted = n,
-        max_keys = max,
-        "circuit breaker: evicted idle keys"
-    );
+    tracing::debug!(evicted = n, max_keys = max, "circuit breaker: evicted keys");
 }
 
 impl<C> fmt::Debug for Breaker<C> {

@@ -74,12 +74,11 @@ pub struct KeyStats {
     /// Where it stands now (an open breaker whose break has ended shows as
     /// half-open).
     pub state: CircuitState,
-    /// Calls in the sliding window.
+    /// Calls in the sliding window (counted from their admission, so calls
+    /// in flight are included).
     pub calls: u32,
     /// Failed calls in the sliding window.
     pub failures: u32,
-    /// Calls through the breaker not yet answered (probes included).
-    pub in_flight: u32,
     /// Times this key's breaker has opened (re-opens after a failed probe
     /// included).
     pub opened: u64,

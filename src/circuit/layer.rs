@@ -232,9 +232,10 @@ impl<C: Clone, O> CircuitBreakerLayer<C, O> {
         self.configure(|o| o.slow_call = Some(threshold))
     }
 
-    /// How many keys the breaker remembers. At the cap, idle keys are
-    /// evicted, closed ones that never broke first, then the least recently
-    /// used. Keys with calls in flight are never evicted.
+    /// How many keys the breaker remembers. At the cap, an eighth of them
+    /// is evicted at once: closed ones that have not broken since they last
+    /// closed first, then the least recently used (calls still in flight
+    /// for an evicted key end uncounted).
     ///
     /// Default: 10,000. Zero counts as one.
     pub fn max_keys(self, max_keys: usize) -> Self {

@@ -25,9 +25,9 @@
 //! ([`slow_call_threshold`](CircuitBreakerLayer::slow_call_threshold))
 //! counts slow successes as failures.
 //!
-//! Per call the breaker does one hash-map lookup under a mutex to admit it
-//! and one to count it: O(1), no allocation (the window is a fixed ring of
-//! ten buckets per key). State is shared by every clone of the layer and
+//! Per call the breaker does one hash-map lookup under a mutex to admit and
+//! count it (a success needs no second visit; a failure does): O(1), no
+//! allocation (the window is a fixed ring of ten buckets per key). State is shared by every clone of the layer and
 //! its services; keys are bounded by
 //! [`max_keys`](CircuitBreakerLayer::max_keys).
 //!

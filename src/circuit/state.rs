@@ -43,11 +43,48 @@ enum Phase {
 /// What a call was admitted as; handed back with its outcome.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Ticket {
+    /// The circuit it was admitted by (its creation tick: a key evicted and
+    /// made again is another circuit).
+    born: u64,
     /// The phase generation it was admitted in: outcomes of calls admitted
     /// in an earlier phase are not counted.
     generation: u64,
     probe: bool,
     started: Instant,
+    /// Its bucket in the window (closed phase only).
+    bucket: u64,
+}
+
+impl Ticket {
+    /// Whether its outcome changes anything. A success of a call admitted
+    /// while closed does not (it was counted on admission) unless the
+    /// slow-call rule makes it a failure: the common case takes no lock.
+    pub(crate) fn matters(
+        &self,
+        s: &Settings,
+        outcome: Option<CallOutcome>,
+        now: Option<Instant>,
+    ) -> bool {
+        self.probe || self.judge(s, outcome, now) != Some(CallOutcome::Success)
+    }
+
+    /// The outcome, with the slow-call rule applied.
+    fn judge(
+        &self,
+        s: &Settings,
+        outcome: Option<CallOutcome>,
+        now: Option<Instant>,
+    ) -> Option<CallOutcome> {
+        let ended = now.unwrap_or(self.started);
+        match (outcome, s.slow_call) {
+            (Some(CallOutcome::Success), Some(slow))
+                if ended.saturating_duration_since(self.started) >= slow =>
+            {
+                Some(CallOutcome::Failure)
+            }
+            (outcome, _) => outcome,
+        }
+    }
 }
 
 /// The answer to a new call.
@@ -71,6 +108,9 @@ pub(crate) struct Transition {
 /// One key's breaker.
 #[derive(Debug, Clone)]
 pub(crate) struct Circuit {
+    /// The LRU tick it was made at: tells it from a later circuit of the
+    /// same key.
+    born: u64,
     phase: Phase,
     window: Window,
     /// Bumped on every phase change.
@@ -79,22 +119,20 @@ pub(crate) struct Circuit {
     breaks: u32,
     /// Times opened, ever.
     pub(crate) opened: u64,
-    /// Calls admitted and not yet finished, of any generation.
-    pub(crate) in_flight: u32,
     /// LRU clock reading of the last admission.
     pub(crate) used: u64,
 }
 
 impl Circuit {
-    pub(crate) fn new(settings: &Settings, now: Instant) -> Self {
+    pub(crate) fn new(settings: &Settings, now: Instant, born: u64) -> Self {
         Circuit {
+            born,
             phase: Phase::Closed,
             window: Window::new(settings.sampling_duration, now),
             generation: 0,
             breaks: 0,
             opened: 0,
-            in_flight: 0,
-            used: 0,
+            used: born,
         }
     }
 
@@ -144,17 +182,20 @@ impl Circuit {
     }
 
     fn go(&mut self, now: Instant, probe: bool) -> Admit {
-        self.in_flight = self.in_flight.saturating_add(1);
+        let bucket = if probe { 0 } else { self.window.admit(now) };
         Admit::Go(Ticket {
+            born: self.born,
             generation: self.generation,
             probe,
             started: now,
+            bucket,
         })
     }
 
     /// The outcome of an admitted call; `None` when it was dropped before
     /// it ended (counted as nothing). `now` is read by the caller only when
-    /// the outcome can need it (see [`Circuit::needs_clock`]).
+    /// the outcome can need it (see [`Circuit::needs_clock`]); a call whose
+    /// outcome does not [matter](Ticket::matters) need not be finished.
     pub(crate) fn finish(
         &mut self,
         s: &Settings,
@@ -163,29 +204,22 @@ impl Circuit {
         now: Option<Instant>,
         rng: &mut BackoffRng,
     ) -> Option<Transition> {
-        self.in_flight = self.in_flight.saturating_sub(1);
-        if ticket.generation != self.generation {
+        if (ticket.born, ticket.generation) != (self.born, self.generation) {
             return None;
         }
         let ended = now.unwrap_or(ticket.started);
-        let outcome = match (outcome, s.slow_call) {
-            (Some(CallOutcome::Success), Some(slow))
-                if ended.saturating_duration_since(ticket.started) >= slow =>
-            {
-                Some(CallOutcome::Failure)
-            }
-            (outcome, _) => outcome,
-        };
+        let outcome = ticket.judge(s, outcome, now);
         match self.phase {
             Phase::Closed => {
-                let failed = outcome == Some(CallOutcome::Failure);
-                if matches!(outcome, Some(CallOutcome::Success | CallOutcome::Failure)) {
-                    self.window.record(ticket.started, failed);
+                match outcome {
+                    Some(CallOutcome::Success) => return None,
+                    Some(CallOutcome::Failure) => self.window.fail(ticket.bucket),
+                    Some(CallOutcome::Ignored) | None => {
+                        self.window.uncount(ticket.bucket);
+                        return None;
+                    }
                 }
-                if !failed {
-                    return None;
-                }
-                let (calls, failures) = self.window.totals(ticket.started);
+                let (calls, failures) = self.window.totals(ended);
                 let tripped = calls >= s.minimum_throughput
                     && f64::from(failures) >= s.failure_ratio * f64::from(calls);
                 tripped.then(|| {

@@ -2,7 +2,9 @@
 //! failures of the last `sampling_duration`, kept in a fixed ring of
 //! buckets.
 //!
-//! Recording is O(1) and allocates nothing: the ring is an array inside the
+//! A call counts from its admission (so a success needs no second visit);
+//! a failure is added to the bucket its call was admitted in. Recording is
+//! O(1) and allocates nothing: the ring is an array inside the
 //! key's entry, and moving time forward clears at most [`BUCKETS`] buckets.
 //! The window covers between `BUCKETS − 1` and `BUCKETS` bucket lengths of
 //! history (the oldest bucket ages out whole), as Polly's and resilience4j's
@@ -50,16 +52,41 @@ impl Window {
         }
     }
 
-    /// Counts one call ending at `now`, failed or not.
-    pub(crate) fn record(&mut self, now: Instant, failed: bool) {
+    /// Counts a call admitted at `now`; returns its bucket, for
+    /// [`Window::fail`] or [`Window::uncount`] once it ends. A call counts
+    /// from its admission, so that a success costs nothing more.
+    pub(crate) fn admit(&mut self, now: Instant) -> u64 {
         self.advance(now);
-        let bucket = &mut self.ring[(self.head % BUCKETS as u64) as usize];
+        let bucket = &mut self.ring[slot(self.head)];
         bucket.calls = bucket.calls.saturating_add(1);
         self.calls = self.calls.saturating_add(1);
-        if failed {
+        self.head
+    }
+
+    /// Marks a call of bucket `index` failed, if that bucket is still in
+    /// the window.
+    pub(crate) fn fail(&mut self, index: u64) {
+        if let Some(bucket) = self.bucket(index) {
             bucket.failures = bucket.failures.saturating_add(1);
             self.failures = self.failures.saturating_add(1);
         }
+    }
+
+    /// Takes back a call of bucket `index` that said nothing about the
+    /// service (ignored, or cancelled), if that bucket is still in the
+    /// window.
+    pub(crate) fn uncount(&mut self, index: u64) {
+        if let Some(bucket) = self.bucket(index) {
+            if bucket.calls > bucket.failures {
+                bucket.calls -= 1;
+                self.calls = self.calls.saturating_sub(1);
+            }
+        }
+    }
+
+    fn bucket(&mut self, index: u64) -> Option<&mut Bucket> {
+        let live = index <= self.head && self.head - index < BUCKETS as u64;
+        live.then(|| &mut self.ring[slot(index)])
     }
 
     /// Calls and failures in the window as of `now`.
@@ -86,8 +113,7 @@ impl Window {
         }
         let steps = (index - self.head).min(BUCKETS as u64);
         for i in 1..=steps {
-            let slot = ((self.head + i) % BUCKETS as u64) as usize;
-            let old = std::mem::take(&mut self.ring[slot]);
+            let old = std::mem::take(&mut self.ring[slot(self.head + i)]);
             self.calls = self.calls.saturating_sub(old.calls);
             self.failures = self.failures.saturating_sub(old.failures);
         }
@@ -95,11 +121,26 @@ impl Window {
     }
 }
 
+/// Where bucket `index` lives in the ring.
+fn slot(index: u64) -> usize {
+    (index % BUCKETS as u64) as usize
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const SAMPLING: Duration = Duration::from_secs(10);
+
+    impl Window {
+        /// A call admitted and ended at `now`.
+        fn record(&mut self, now: Instant, failed: bool) {
+            let index = self.admit(now);
+            if failed {
+                self.fail(index);
+            }
+        }
+    }
 
     #[test]
     fn counts_calls_and_failures_within_the_window() {
@@ -147,6 +188,23 @@ mod tests {
             w.clear();
             assert_eq!(w.totals(t0), (0, 0));
         }
+    }
+
+    #[test]
+    fn late_outcomes_land_in_their_bucket_or_nowhere() {
+        let t0 = Instant::now();
+        let mut w = Window::new(SAMPLING, t0);
+        let early = w.admit(t0);
+        let ignored = w.admit(t0);
+        w.uncount(ignored);
+        assert_eq!(w.totals(t0 + Duration::from_secs(5)), (1, 0));
+        w.fail(early);
+        assert_eq!(w.totals(t0 + Duration::from_secs(5)), (1, 1));
+        let stale = w.admit(t0 + Duration::from_secs(5));
+        let _ = w.totals(t0 + Duration::from_secs(30));
+        w.fail(stale);
+        w.uncount(stale);
+        assert_eq!(w.totals(t0 + Duration::from_secs(30)), (0, 0));
     }
 
     #[test]
