@@ -34,6 +34,8 @@ pub(crate) struct Window {
     ring: [Bucket; BUCKETS],
     /// The index (in bucket lengths since `epoch`) of the newest bucket.
     head: u64,
+    /// When the head bucket ends: before it, no division is needed.
+    head_end: Option<Instant>,
     calls: u32,
     failures: u32,
 }
@@ -47,6 +49,7 @@ impl Window {
             bucket_nanos: (nanos / BUCKETS as u64).max(1),
             ring: [Bucket::default(); BUCKETS],
             head: 0,
+            head_end: None,
             calls: 0,
             failures: 0,
         }
@@ -106,8 +109,13 @@ impl Window {
     /// Time never runs backwards here: an earlier `now` records into the
     /// current head.
     fn advance(&mut self, now: Instant) {
+        // The common case: still in the head bucket.
+        if self.head_end.is_some_and(|end| now < end) {
+            return;
+        }
         let since = now.saturating_duration_since(self.epoch);
         let index = u64::try_from(since.as_nanos()).unwrap_or(u64::MAX) / self.bucket_nanos;
+        self.head_end = end_of(self.epoch, index.saturating_add(1), self.bucket_nanos);
         if index <= self.head {
             return;
         }
@@ -119,6 +127,11 @@ impl Window {
         }
         self.head = index;
     }
+}
+
+/// The instant bucket `index` ends (`None` past what `Instant` holds).
+fn end_of(epoch: Instant, index: u64, bucket_nanos: u64) -> Option<Instant> {
+    epoch.checked_add(Duration::from_nanos(index.checked_mul(bucket_nanos)?))
 }
 
 /// Where bucket `index` lives in the ring.
