@@ -145,10 +145,10 @@ fn backoff_with_gate(transport: Transport, setup: &Setup) -> Transport {
 }
 
 /// The breaker as the showdown sets it: the defaults (open at 50 % failed
-/// of at least 20 calls) over a 2 s window, breaking for 1 s at first.
+/// of at least 20 calls) over a 1 s window, breaking for 1 s at first.
 fn breaker() -> CircuitBreakerLayer {
     CircuitBreakerLayer::new()
-        .sampling_duration(Duration::from_secs(2))
+        .sampling_duration(Duration::from_secs(1))
         .break_duration(Duration::from_secs(1))
 }
 
