@@ -7,7 +7,7 @@
 //! Run: `cargo bench --bench layers`.
 
 use std::convert::Infallible;
-use std::future::{ready, Ready};
+use std::future::Ready;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};

@@ -46,9 +46,9 @@ fn break_at(changes: &Changes, at: Instant) -> Duration {
         .lock()
         .unwrap()
         .iter()
+        .rev()
         .filter(|(t, c)| *t <= at && c.to == CircuitState::Open)
-        .filter_map(|(_, c)| c.break_duration)
-        .last()
+        .find_map(|(_, c)| c.break_duration)
         .unwrap_or_default()
 }
 

@@ -3,6 +3,7 @@
 //! (every future on the happy path completes on its first poll).
 //!
 //! The bench that includes it must also declare `mod counting_alloc`.
+#![allow(dead_code)]
 
 use std::convert::Infallible;
 use std::future::{ready, Future, Ready};
