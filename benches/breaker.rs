@@ -9,7 +9,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use criterion::{criterion_group, criterion_main, Criterion};
 use http::{Response, StatusCode};
 use tower::{Layer, Service};
 use tower_backoff::circuit::{CallOutcome, CircuitState};
@@ -21,7 +21,8 @@ mod counting_alloc;
 mod happy_path;
 
 use happy_path::{
-    allocations_per_request, call, fastest_ns_per_request, request, sender, Ok200, Req,
+    allocations_per_request, bench_call, call, criterion_config, fastest_ns_per_request, request,
+    sender, Ok200, Req,
 };
 
 /// Runs for the fastest-run figures.
@@ -73,23 +74,15 @@ fn breaker(c: &mut Criterion) {
     );
 
     let mut group = c.benchmark_group("breaker");
-    group.bench_function("no_middleware", |b| {
-        b.iter_batched(request, |r| call(&mut bare, r), BatchSize::SmallInput)
-    });
-    group.bench_function("closed", |b| {
-        b.iter_batched(request, |r| call(&mut closed, r), BatchSize::SmallInput)
-    });
-    group.bench_function("open_local_503", |b| {
-        b.iter_batched(request, |r| call(&mut open, r), BatchSize::SmallInput)
-    });
+    bench_call(&mut group, "no_middleware", &mut bare);
+    bench_call(&mut group, "closed", &mut closed);
+    bench_call(&mut group, "open_local_503", &mut open);
     group.finish();
 }
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .measurement_time(Duration::from_secs(3))
-        .warm_up_time(Duration::from_millis(500));
+    config = criterion_config();
     targets = breaker
 }
 criterion_main!(benches);

@@ -10,7 +10,7 @@ use std::convert::Infallible;
 use std::future::Ready;
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use criterion::{criterion_group, criterion_main, Criterion};
 use http::Response;
 use tower::retry::{Policy, Retry};
 use tower::Layer;
@@ -22,7 +22,7 @@ mod counting_alloc;
 #[path = "support/happy_path.rs"]
 mod happy_path;
 
-use happy_path::{allocations_per_request, call, request, Ok200, Req};
+use happy_path::{allocations_per_request, bench_call, criterion_config, Ok200, Req};
 
 /// What a user writes for tower's retry today: clone the request, never retry.
 #[derive(Clone, Copy)]
@@ -68,33 +68,17 @@ fn happy_path(c: &mut Criterion) {
         allocations_per_request(&mut both),
     );
 
-    group.bench_function("no_middleware", |b| {
-        b.iter_batched(request, |r| call(&mut bare, r), BatchSize::SmallInput)
-    });
-    group.bench_function("tower_retry_clone_only", |b| {
-        b.iter_batched(
-            request,
-            |r| call(&mut tower_retry, r),
-            BatchSize::SmallInput,
-        )
-    });
-    group.bench_function("backoff_retry_layer", |b| {
-        b.iter_batched(request, |r| call(&mut backoff, r), BatchSize::SmallInput)
-    });
-    group.bench_function("rate_limit_aware_layer", |b| {
-        b.iter_batched(request, |r| call(&mut gate, r), BatchSize::SmallInput)
-    });
-    group.bench_function("backoff_and_rate_limit_aware", |b| {
-        b.iter_batched(request, |r| call(&mut both, r), BatchSize::SmallInput)
-    });
+    bench_call(&mut group, "no_middleware", &mut bare);
+    bench_call(&mut group, "tower_retry_clone_only", &mut tower_retry);
+    bench_call(&mut group, "backoff_retry_layer", &mut backoff);
+    bench_call(&mut group, "rate_limit_aware_layer", &mut gate);
+    bench_call(&mut group, "backoff_and_rate_limit_aware", &mut both);
     group.finish();
 }
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .measurement_time(Duration::from_secs(3))
-        .warm_up_time(Duration::from_millis(500));
+    config = criterion_config();
     targets = happy_path
 }
 criterion_main!(benches);

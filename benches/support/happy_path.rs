@@ -92,6 +92,26 @@ pub fn sender<S: Service<Req>>(mut svc: S) -> impl FnMut(Req) {
     }
 }
 
+/// The happy-path benches' criterion settings: 3 s of measurement after
+/// 0.5 s of warm-up per benchmark.
+pub fn criterion_config() -> criterion::Criterion {
+    criterion::Criterion::default()
+        .measurement_time(std::time::Duration::from_secs(3))
+        .warm_up_time(std::time::Duration::from_millis(500))
+}
+
+/// Adds a criterion benchmark `name` to `group`: one request (built
+/// outside the timing) through `svc`.
+pub fn bench_call<S: Service<Req>>(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    svc: &mut S,
+) {
+    group.bench_function(name, |b| {
+        b.iter_batched(request, |r| call(svc, r), criterion::BatchSize::SmallInput)
+    });
+}
+
 /// Heap allocations per request through `svc` (requests built beforehand).
 pub fn allocations_per_request<S: Service<Req>>(svc: &mut S) -> f64 {
     const N: u64 = 10_000;

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use http::{header, HeaderValue, Response, StatusCode};
 
+use crate::duration::whole_secs_up;
+
 /// Marks a request the breaker answered itself, without calling the inner
 /// service: in the extensions of the local `503 Service Unavailable` (the
 /// default), or as the error (after
@@ -83,13 +85,9 @@ mod sealed {
 }
 
 /// `503 Service Unavailable` made locally, with `Retry-After` in whole
-/// seconds rounded up (RFC 9110 §10.2.3 allows no fractions; rounding down
-/// would invite a retry that is refused again).
+/// seconds, rounded up.
 fn local_503<Rb: Default>(open: CircuitOpen) -> Response<Rb> {
-    let wait = open.retry_after;
-    let secs = wait
-        .as_secs()
-        .saturating_add(u64::from(wait.subsec_nanos() > 0));
+    let secs = whole_secs_up(open.retry_after);
     let mut res = Response::new(Rb::default());
     *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
     res.headers_mut()
