@@ -2,9 +2,10 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use super::contenders;
-use super::limiter::{Limits, Mode};
+use super::limiter::{Limits, Mode, Outage};
 
 /// A batch size, width and server limit.
 #[derive(Clone, Copy, Debug)]
@@ -56,6 +57,18 @@ impl Config {
             rate: self.shape.rate,
             burst: self.shape.burst,
             mode: self.mode,
+            outage: (self.mode == Mode::Outage).then(|| self.outage()),
+        }
+    }
+
+    /// In `outage` mode, the server is down from 15 % of the ideal makespan
+    /// (requests ÷ rate) for 45 % of it, and for at least a second: 1 s to
+    /// 4 s into the default run.
+    pub fn outage(&self) -> Outage {
+        let ideal = self.shape.requests as f64 / self.shape.rate;
+        Outage {
+            start: Duration::from_secs_f64(0.15 * ideal),
+            length: Duration::from_secs_f64(0.45 * ideal).max(Duration::from_secs(1)),
         }
     }
 }

@@ -127,7 +127,6 @@
 mod constraints;
 mod entry;
 mod future;
-mod key;
 mod layer;
 mod learner;
 mod limit;
@@ -136,6 +135,7 @@ mod permit;
 mod quota;
 mod quotas;
 mod refusal;
+mod request;
 mod response;
 mod service;
 mod slow_start;
