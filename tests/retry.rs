@@ -556,12 +556,18 @@ fn nonsense_settings_are_warned_about_once() {
     build(&BackoffRetryLayer::constant(Duration::ZERO));
     build(&fast().max_elapsed(Duration::ZERO));
     build(&fast().max_retry_after(Duration::ZERO));
+    // Proportional bounds given the wrong way round.
+    build(&fast().jitter(Jitter::Proportional {
+        low: 1.5,
+        high: 0.5,
+    }));
     {
         let w = warnings.lock().unwrap();
-        assert_eq!(w.len(), 4, "{w:?}");
-        assert!(w[1].contains("zero"), "{}", w[1]);
+        assert_eq!(w.len(), 5, "{w:?}");
+        assert!(w[1].contains("delay is zero"), "{}", w[1]);
         assert!(w[2].contains("max_elapsed is zero"), "{}", w[2]);
         assert!(w[3].contains("max_retry_after is zero"), "{}", w[3]);
+        assert!(w[4].contains("Proportional"), "{}", w[4]);
     }
 
     // Sensible settings: silence.
@@ -571,7 +577,7 @@ fn nonsense_settings_are_warned_about_once() {
         Duration::from_millis(10),
         Duration::from_secs(1),
     ));
-    assert_eq!(warnings.lock().unwrap().len(), 4);
+    assert_eq!(warnings.lock().unwrap().len(), 5);
 }
 
 // ---- real hyper server on loopback, hyper-util legacy client ----

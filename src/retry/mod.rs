@@ -443,7 +443,7 @@ impl Config {
     /// Settings that are legal but almost surely not what the user meant.
     fn problems(&self) -> Vec<String> {
         let mut problems: Vec<String> = self.schedule_problem.iter().cloned().collect();
-        if self.schedule.max_delay().is_zero() {
+        if self.schedule_problem.is_none() && self.schedule.max_delay().is_zero() {
             problems.push("the schedule's cap is zero: every retry is sent at once".into());
         }
         if self.max_elapsed.is_some_and(|d| d.is_zero()) {
