@@ -51,6 +51,8 @@ pub mod schedule;
 
 pub use body::BufferBodyLayer;
 pub use jitter::Jitter;
+#[cfg(feature = "redis")]
+pub use rate_limit::RedisStore;
 pub use rate_limit::{LocalRateLimited, RateLimitAware, RateLimitAwareLayer};
 pub use retry::{Attempt, BackoffRetryLayer, Idempotency, ReplayBody, RetryRequest};
 pub use rng::BackoffRng;

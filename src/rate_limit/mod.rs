@@ -118,6 +118,8 @@ mod refusal;
 mod response;
 mod service;
 mod slow_start;
+#[cfg(feature = "redis")]
+mod store;
 mod time;
 
 use std::time::Duration;
@@ -126,6 +128,11 @@ pub use future::ResponseFuture;
 pub use layer::RateLimitAwareLayer;
 pub use refusal::{Local429, Refusal, WaitForPermit};
 pub use service::RateLimitAware;
+#[cfg(feature = "redis")]
+pub use store::{ErrorKind as RedisErrorKind, RedisStore, RedisStoreError};
+#[cfg(feature = "redis")]
+#[doc(hidden)]
+pub use store::{Notify, Pace, Reservation};
 
 /// Marks a `429 Too Many Requests` made by the gate itself, in the response's
 /// extensions, so that callers can tell it from a server's 429: the request
