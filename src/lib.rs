@@ -40,6 +40,7 @@ pub mod body;
 pub mod budget;
 pub mod classify;
 mod duration;
+mod extensions;
 pub mod headers;
 mod jitter;
 pub mod rate_limit;
@@ -50,6 +51,7 @@ mod rng;
 pub mod schedule;
 
 pub use body::BufferBodyLayer;
+pub use extensions::{Deadline, RequestCost};
 pub use jitter::Jitter;
 #[cfg(feature = "redis")]
 pub use rate_limit::RedisStore;

@@ -11,12 +11,14 @@
 //! first that holds a valid value wins:
 //! `retry-after-ms` (OpenAI, Azure), `x-ms-retry-after-ms` (Azure), then
 //! `Retry-After` (RFC 9110 §10.2.3: delta-seconds or an HTTP-date; a date in
-//! the past means zero). A header repeated with conflicting values counts by
-//! its first valid value. Lenient on purpose: surrounding whitespace is
-//! trimmed and decimal seconds such as `1.5` are accepted (many servers send
-//! them). Negative, empty, non-numeric, non-UTF-8, or overflowing values are
-//! ignored, and so is any wait above [`MAX_HINT`]; large but plausible waits
-//! (say 27 hours) are kept so that a retry layer can see them and give up.
+//! the past means zero, and a date is read against the response's own
+//! `Date`, so a skewed client clock does not change the wait). A header
+//! repeated with conflicting values counts by its first valid value. Lenient
+//! on purpose: surrounding whitespace is trimmed and decimal seconds such as
+//! `1.5` are accepted (many servers send them). Negative, empty, non-numeric
+//! or non-UTF-8 values are ignored. Large waits are kept so that a retry
+//! layer can see them and give up; a wait above [`MAX_HINT`] (a year, or a
+//! number too long for a `u64`) reads as `MAX_HINT`.
 //!
 //! **gRPC pushback** ([`grpc_pushback`], gRPC A6). A non-negative integer of
 //! milliseconds is [`Pushback::After`]; anything else (negative, malformed,
@@ -24,30 +26,34 @@
 //! Repeated values that disagree are also `DoNotRetry`, as grpc-go does for
 //! any repeated pushback.
 //!
-//! **RateLimit** ([`rate_limit`]). The first family below that states at
-//! least `remaining` or `reset` wins:
+//! **RateLimit** ([`stated`], and [`rate_limit`] for the one that binds
+//! first). Every limit stated is kept apart (at most [`MAX_STATED`]), each
+//! with its [`Unit`] and [`Refill`]:
 //!
 //! 1. IETF structured fields (draft-ietf-httpapi-ratelimit-headers-08 and
-//!    later): `RateLimit: "name";r=10;t=30` with
-//!    `RateLimit-Policy: "name";q=100;w=60`. When several items are given (in
-//!    one field line or several, RFC 9110 §5.3), the most restrictive counts
-//!    (smallest `r`, then longest `t`), with the policy of the same name for
-//!    `limit` (`q`) and `window` (`w`). Items without `r` are ignored; a field
-//!    line that is not a valid structured-field list (RFC 9651) is skipped
-//!    (the RFC drops the whole field; the other lines are still good).
-//! 2. draft-07's dictionary `RateLimit: limit=100, remaining=10, reset=30`
-//!    (window from `RateLimit-Policy: 100;w=60`).
-//! 3. The older separate fields `RateLimit-Limit`, `RateLimit-Remaining`,
-//!    `RateLimit-Reset` (`RateLimit-Limit: 100, 100;w=60` gives limit 100,
-//!    window 60 s).
-//! 4. `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset-After`
-//!    (Discord) or else `X-RateLimit-Reset`.
-//! 5. OpenAI's `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`.
-//! 6. Anthropic's `anthropic-ratelimit-{requests,tokens}-{limit,remaining,reset}`.
+//!    later): every item of `RateLimit: "name";r=10;t=30` (in one field line
+//!    or several, RFC 9110 §5.3) is a limit, matched by name to the item of
+//!    `RateLimit-Policy: "name";q=100;w=60` for `limit` (`q`), `window`
+//!    (`w`) and unit (`qu`: `"requests"` by default; other units are left
+//!    out). Items without `r` are ignored; a field line that is not a valid
+//!    structured-field list (RFC 9651) is skipped (the RFC drops the whole
+//!    field; the other lines are still good). Without any, draft-07's
+//!    dictionary `RateLimit: limit=100, remaining=10, reset=30` (window from
+//!    `RateLimit-Policy: 100;w=60`), else the older separate fields
+//!    `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`
+//!    (`RateLimit-Limit: 100, 100;w=60` gives limit 100, window 60 s).
+//! 2. `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset-After`
+//!    (Discord) or else `X-RateLimit-Reset`, in the resource named by
+//!    GitHub's `X-RateLimit-Resource` (`core`, `search`, …) if any.
+//! 3. X's (Twitter's) `x-rate-limit-{limit,remaining,reset}`.
+//! 4. OpenAI's `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`: two
+//!    limits, refilling continuously ([`Refill::Continuous`]).
+//! 5. Anthropic's `anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-{limit,remaining,reset}`:
+//!    up to four, refilling continuously.
 //!
-//! For the vendor families (5, 6), the requests quota is used unless the
-//! tokens quota is exhausted (`remaining` 0) while requests is not, or both
-//! are exhausted and tokens resets later: then the tokens quota is used.
+//! [`rate_limit`] and [`Hints::rate_limit`] give the one that binds first:
+//! of those exhausted (`remaining` 0), the one that resets last; else the
+//! first stated.
 //!
 //! Every reset value, whatever the family, may be written as:
 //! * seconds, integer or decimal (`30`, `1.5`). A value above 1,000,000,000
@@ -74,7 +80,7 @@ mod ratelimit;
 mod retry_after;
 mod rfc3339;
 mod sf;
-mod vendor;
+mod stated;
 
 #[cfg(test)]
 mod tests;
@@ -82,10 +88,13 @@ mod tests;
 pub use duration_str::parse_duration_str;
 pub use retry_after::parse_retry_after_value;
 pub use rfc3339::parse_rfc3339;
+pub(crate) use stated::stable_hash;
+pub use stated::{RateLimits, Refill, Stated, Unit, MAX_STATED};
 
-/// The longest wait any hint may ask for: 365 days. A value above it is
-/// treated as malformed and ignored (a year-long Retry-After is a bug or an
-/// attack, not advice).
+/// The longest wait any hint may ask for: 365 days. A `Retry-After` (or
+/// its millisecond forms) above it reads as `MAX_HINT`, "longer than any
+/// cap": the gate holds for its `max_hold`, a retry layer gives up at once.
+/// A reset or window above it is ignored as malformed.
 pub const MAX_HINT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
 /// gRPC's server pushback (`grpc-retry-pushback-ms`, gRPC A6).
@@ -120,8 +129,12 @@ pub struct Hints {
     pub retry_after: Option<Duration>,
     /// `grpc-retry-pushback-ms`.
     pub pushback: Option<Pushback>,
-    /// RateLimit fields of any family.
+    /// The limit that binds first, of all those stated
+    /// ([`RateLimits::binding`]).
     pub rate_limit: Option<RateLimit>,
+    /// Every limit stated, each apart (IETF policies by name, requests and
+    /// tokens, resources).
+    pub limits: RateLimits,
 }
 
 impl Hints {
@@ -148,8 +161,9 @@ impl Hints {
         self.retry_after.is_some()
             || matches!(self.pushback, Some(Pushback::After(_)))
             || self
-                .rate_limit
-                .is_some_and(|rl| rl.remaining == Some(0) && rl.reset.is_some())
+                .limits
+                .iter()
+                .any(|s| s.quota.remaining == Some(0) && s.quota.reset.is_some())
     }
 }
 
@@ -170,7 +184,8 @@ impl Hints {
 /// assert_eq!(retry_after(&headers, SystemTime::now()), Some(Duration::from_secs(120)));
 /// ```
 pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    retry_after::from_headers(headers, now, Seen::scan(headers))
+    let seen = Seen::scan(headers);
+    retry_after::from_headers(headers, reference_time(headers, now, seen), seen)
 }
 
 /// gRPC A6 server pushback, if the header is present: `After` for a
@@ -198,7 +213,48 @@ pub fn grpc_pushback(headers: &HeaderMap) -> Option<Pushback> {
 /// assert_eq!(limit.window, Some(Duration::from_secs(60)));
 /// ```
 pub fn rate_limit(headers: &HeaderMap, now: SystemTime) -> Option<RateLimit> {
-    ratelimit::from_headers(headers, now, Seen::scan(headers))
+    stated(headers, now).binding()
+}
+
+/// Every limit the headers state, each apart: each IETF policy by name,
+/// OpenAI's requests and tokens, Anthropic's requests, tokens, input and
+/// output tokens, `X-RateLimit-*` (with GitHub's `x-ratelimit-resource`) and
+/// X's `x-rate-limit-*`. At most [`MAX_STATED`].
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use http::HeaderMap;
+/// use tower_backoff::headers::{stated, Unit};
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert("ratelimit-policy", r#""burst";q=10;w=1, "day";q=1000;w=86400"#.parse().unwrap());
+/// headers.insert("ratelimit", r#""burst";r=9;t=1, "day";r=500;t=3600"#.parse().unwrap());
+/// let limits = stated(&headers, SystemTime::now());
+/// assert_eq!(limits.len(), 2);
+/// let day = limits.iter().nth(1).unwrap();
+/// assert_eq!(day.unit, Unit::Requests);
+/// assert_eq!(day.quota.limit, Some(1000));
+/// assert_eq!(day.quota.window, Some(Duration::from_secs(86400)));
+/// ```
+pub fn stated(headers: &HeaderMap, now: SystemTime) -> RateLimits {
+    let seen = Seen::scan(headers);
+    stated::from_headers(headers, reference_time(headers, now, seen), seen)
+}
+
+/// The clock that absolute times in a response are read against: the
+/// server's `Date` when it sent one (RFC 9110 §6.6.1: the time the message
+/// was generated), else `now`. An HTTP-date `Retry-After` and an epoch
+/// reset are the server's times; reading them against its own `Date` makes
+/// the wait right whatever the skew between the two clocks (RFC 9110
+/// §10.2.3). Only ever late by the response's transit time, never early.
+fn reference_time(headers: &HeaderMap, now: SystemTime, seen: Seen) -> SystemTime {
+    if !seen.has(Seen::DATE) {
+        return now;
+    }
+    first_valid(headers, "date", |v| {
+        httpdate::parse_http_date(std::str::from_utf8(v).ok()?).ok()
+    })
+    .unwrap_or(now)
 }
 
 /// Every header name the parsers read, lowercase: useful to let them through
@@ -217,6 +273,11 @@ pub const HEADER_NAMES: &[&str] = &[
     "x-ratelimit-remaining",
     "x-ratelimit-reset",
     "x-ratelimit-reset-after",
+    "x-ratelimit-resource",
+    "x-rate-limit-limit",
+    "x-rate-limit-remaining",
+    "x-rate-limit-reset",
+    "x-ratelimit-limit-tokens",
     "x-ratelimit-limit-requests",
     "x-ratelimit-remaining-requests",
     "x-ratelimit-reset-requests",
@@ -225,8 +286,16 @@ pub const HEADER_NAMES: &[&str] = &[
     "anthropic-ratelimit-requests-limit",
     "anthropic-ratelimit-requests-remaining",
     "anthropic-ratelimit-requests-reset",
+    "anthropic-ratelimit-tokens-limit",
     "anthropic-ratelimit-tokens-remaining",
     "anthropic-ratelimit-tokens-reset",
+    "anthropic-ratelimit-input-tokens-limit",
+    "anthropic-ratelimit-input-tokens-remaining",
+    "anthropic-ratelimit-input-tokens-reset",
+    "anthropic-ratelimit-output-tokens-limit",
+    "anthropic-ratelimit-output-tokens-remaining",
+    "anthropic-ratelimit-output-tokens-reset",
+    "date",
 ];
 
 /// All hints in one pass over the header names. A response without any
@@ -236,10 +305,13 @@ pub fn hints(headers: &HeaderMap, now: SystemTime) -> Hints {
     if seen.is_empty() {
         return Hints::default();
     }
+    let now = reference_time(headers, now, seen);
+    let limits = stated::from_headers(headers, now, seen);
     Hints {
         retry_after: retry_after::from_headers(headers, now, seen),
         pushback: grpc::from_headers(headers, seen),
-        rate_limit: ratelimit::from_headers(headers, now, seen),
+        rate_limit: limits.binding(),
+        limits,
     }
 }
 
@@ -256,6 +328,10 @@ impl Seen {
     /// `X-RateLimit-*`, including OpenAI's.
     const X_RATELIMIT: u8 = 1 << 3;
     const ANTHROPIC: u8 = 1 << 4;
+    /// X's `x-rate-limit-*`.
+    const X_RATE_LIMIT: u8 = 1 << 5;
+    /// `Date`: not a hint by itself, only the clock others are read by.
+    const DATE: u8 = 1 << 6;
 
     fn scan(headers: &HeaderMap) -> Seen {
         let mut bits = 0;
@@ -268,6 +344,8 @@ impl Seen {
                 n if n.starts_with("ratelimit-") => Self::IETF,
                 n if n.starts_with("x-ratelimit-") => Self::X_RATELIMIT,
                 n if n.starts_with("anthropic-ratelimit-") => Self::ANTHROPIC,
+                n if n.starts_with("x-rate-limit-") => Self::X_RATE_LIMIT,
+                "date" => Self::DATE,
                 _ => 0,
             };
         }
@@ -275,7 +353,7 @@ impl Seen {
     }
 
     fn is_empty(self) -> bool {
-        self.0 == 0
+        self.0 & !Self::DATE == 0
     }
 
     fn has(self, bit: u8) -> bool {

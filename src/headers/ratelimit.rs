@@ -1,7 +1,6 @@
 //! The RateLimit header families: the IETF drafts
 //! (draft-ietf-httpapi-ratelimit-headers) and the de-facto `X-RateLimit-*`.
-//! Vendor families live in `vendor.rs`; the order of families is in the
-//! module docs.
+//! Each family's fields are read here; `stated.rs` gathers them.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -11,7 +10,7 @@ use super::duration_str;
 use super::number::{leading_uint, seconds, trim, until, within_hint};
 use super::rfc3339;
 use super::sf::{self, Item};
-use super::{first_valid, vendor, RateLimit, Seen};
+use super::{first_valid, RateLimit};
 
 /// A reset in seconds above this is a Unix time, not a delta: 10^9 s is
 /// 2001-09-09, and no server asks for a 31-year wait (GitHub and Discord send
@@ -27,7 +26,7 @@ pub(super) struct Names {
 }
 
 /// draft-ietf-httpapi-ratelimit-headers-00…06.
-const SEPARATE: Names = Names {
+pub(super) const SEPARATE: Names = Names {
     limit: "ratelimit-limit",
     remaining: "ratelimit-remaining",
     resets: &["ratelimit-reset"],
@@ -35,32 +34,11 @@ const SEPARATE: Names = Names {
 
 /// GitHub, Discord, and many others. Discord's `-reset-after` is an explicit
 /// delta, so it beats `-reset`, which may be an epoch time.
-const X_RATELIMIT: Names = Names {
+pub(super) const X_RATELIMIT: Names = Names {
     limit: "x-ratelimit-limit",
     remaining: "x-ratelimit-remaining",
     resets: &["x-ratelimit-reset-after", "x-ratelimit-reset"],
 };
-
-pub(super) fn from_headers(headers: &HeaderMap, now: SystemTime, seen: Seen) -> Option<RateLimit> {
-    if seen.has(Seen::IETF) {
-        let found = structured(headers, now)
-            .or_else(|| dictionary(headers, now))
-            .or_else(|| separate(headers, now, &SEPARATE));
-        if found.is_some() {
-            return found;
-        }
-    }
-    if seen.has(Seen::X_RATELIMIT) {
-        let found = separate(headers, now, &X_RATELIMIT).or_else(|| vendor::openai(headers, now));
-        if found.is_some() {
-            return found;
-        }
-    }
-    if seen.has(Seen::ANTHROPIC) {
-        return vendor::anthropic(headers, now);
-    }
-    None
-}
 
 /// Applies the shared rules to a family's fields: `remaining` is clamped to
 /// `limit` (a server cannot have more left than its quota), and a family
@@ -97,13 +75,13 @@ fn reset_from_secs(secs: Duration, now: SystemTime) -> Option<Duration> {
 }
 
 /// An integer reset from a structured field (`t=30`, `reset=30`).
-fn reset_from_uint(secs: u64, now: SystemTime) -> Option<Duration> {
+pub(super) fn reset_from_uint(secs: u64, now: SystemTime) -> Option<Duration> {
     within_hint(reset_from_secs(Duration::from_secs(secs), now)?)
 }
 
 /// A window length in seconds; zero is meaningless (and would divide by
 /// zero in a pacer), so it is ignored.
-fn window_from_item(item: Option<Item<'_>>) -> Option<Duration> {
+pub(super) fn window_from_item(item: Option<Item<'_>>) -> Option<Duration> {
     match item? {
         Item::Uint(secs) if secs > 0 => within_hint(Duration::from_secs(secs)),
         _ => None,
@@ -119,55 +97,9 @@ fn window_for(value: &[u8], limit: u64) -> Option<Duration> {
         .find_map(|m| window_from_item(m.param(b"w")))
 }
 
-/// The current draft (draft-ietf-httpapi-ratelimit-headers-08 and later):
-/// `RateLimit: "name";r=…;t=…` with `RateLimit-Policy: "name";q=…;w=…`.
-/// The most restrictive item wins: smallest `r`, then longest `t`.
-fn structured(headers: &HeaderMap, now: SystemTime) -> Option<RateLimit> {
-    let mut best: Option<(Item<'_>, u64, Option<Duration>)> = None;
-    for line in headers.get_all("ratelimit") {
-        let Some(members) = sf::list(line.as_bytes()) else {
-            continue;
-        };
-        for member in members {
-            let Some(Item::Uint(remaining)) = member.param(b"r") else {
-                continue;
-            };
-            let reset = match member.param(b"t") {
-                Some(Item::Uint(t)) => reset_from_uint(t, now),
-                _ => None,
-            };
-            let tighter = best.is_none_or(|(_, best_remaining, best_reset)| {
-                remaining < best_remaining || (remaining == best_remaining && reset > best_reset)
-            });
-            if tighter {
-                best = Some((member.value, remaining, reset));
-            }
-        }
-    }
-    let (name, remaining, reset) = best?;
-
-    let policy = match name {
-        Item::Name(_) => first_valid(headers, "ratelimit-policy", |value| {
-            sf::list(value)?.find(|m| m.value == name)
-        }),
-        _ => None,
-    };
-    let limit = match policy.and_then(|p| p.param(b"q")) {
-        Some(Item::Uint(q)) => Some(q),
-        _ => None,
-    };
-    let window = policy.and_then(|p| window_from_item(p.param(b"w")));
-    finish(RateLimit {
-        limit,
-        remaining: Some(remaining),
-        reset,
-        window,
-    })
-}
-
 /// draft-07: `RateLimit: limit=100, remaining=10, reset=30`, with the window
 /// in `RateLimit-Policy: 100;w=60`.
-fn dictionary(headers: &HeaderMap, now: SystemTime) -> Option<RateLimit> {
+pub(super) fn dictionary(headers: &HeaderMap, now: SystemTime) -> Option<RateLimit> {
     let (mut limit, mut remaining, mut reset) = (None, None, None);
     for line in headers.get_all("ratelimit") {
         let Some(members) = sf::dictionary(line.as_bytes()) else {

@@ -5,9 +5,9 @@ use std::time::{Duration, SystemTime};
 
 use http::HeaderMap;
 
-use super::number::NANOS_PER_MILLI;
-use super::number::{decimal_nanos, nanos_to_duration, seconds, trim, until, within_hint};
-use super::{first_valid, Seen};
+use super::number::{decimal_nanos, nanos_to_duration, trim, until};
+use super::number::{NANOS_PER_MILLI, NANOS_PER_SEC};
+use super::{first_valid, Seen, MAX_HINT};
 
 /// Parses one `Retry-After` value: delta-seconds, or an HTTP-date whose
 /// distance from `now` is the wait (zero if the date has passed), as RFC 9110
@@ -15,8 +15,11 @@ use super::{first_valid, Seen};
 ///
 /// Lenient where servers commonly stray: surrounding whitespace is trimmed
 /// and decimal seconds (`1.5`) are accepted. Returns `None` for anything
-/// else (negative, empty, non-numeric, non-UTF-8, a number that overflows
-/// `u64`) and for a wait above [`MAX_HINT`](super::MAX_HINT).
+/// else (negative, empty, non-numeric, non-UTF-8). A wait above
+/// [`MAX_HINT`](super::MAX_HINT) — a number of seconds beyond a year, even
+/// one too long for a `u64`, or a date far ahead — is "longer than any cap"
+/// and reads as `MAX_HINT`: a gate holds as long as it may, a retry layer
+/// gives up at once.
 ///
 /// ```
 /// use std::time::{Duration, SystemTime};
@@ -34,21 +37,36 @@ pub fn parse_retry_after_value(value: &[u8], now: SystemTime) -> Option<Duration
     let value = trim(value);
     let wait = match value.first()? {
         // Every HTTP-date form starts with a day name, so a digit means seconds.
-        b'0'..=b'9' | b'.' => seconds(value)?,
+        b'0'..=b'9' | b'.' => saturating(value, NANOS_PER_SEC)?,
         _ => {
             let date = httpdate::parse_http_date(std::str::from_utf8(value).ok()?).ok()?;
             until(date, now)
         }
     };
-    within_hint(wait)
+    Some(wait.min(MAX_HINT))
 }
 
 /// A millisecond count, integer or decimal (`retry-after-ms: 1500.5`).
 fn millis(value: &[u8]) -> Option<Duration> {
-    within_hint(nanos_to_duration(decimal_nanos(
-        trim(value),
-        NANOS_PER_MILLI,
-    )?)?)
+    Some(saturating(trim(value), NANOS_PER_MILLI)?.min(MAX_HINT))
+}
+
+/// A decimal number of `unit` nanoseconds; a well-formed number too large
+/// for a `Duration` is `MAX_HINT` (absurd, not malformed).
+fn saturating(value: &[u8], unit: u64) -> Option<Duration> {
+    match decimal_nanos(value, unit).and_then(nanos_to_duration) {
+        Some(d) => Some(d),
+        None if is_decimal(value) => Some(MAX_HINT),
+        None => None,
+    }
+}
+
+/// `digits ["." digits]` with at least one digit.
+fn is_decimal(value: &[u8]) -> bool {
+    let mut parts = value.splitn(2, |&b| b == b'.');
+    let int = parts.next().unwrap_or_default();
+    let frac = parts.next().unwrap_or_default();
+    (!int.is_empty() || !frac.is_empty()) && int.iter().chain(frac).all(u8::is_ascii_digit)
 }
 
 pub(super) fn from_headers(headers: &HeaderMap, now: SystemTime, seen: Seen) -> Option<Duration> {

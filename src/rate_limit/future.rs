@@ -13,7 +13,7 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::gate::{Permit, Waiting};
+use super::permit::{Permit, Waiting};
 use super::refusal::Refusal;
 use super::response::Outcome;
 

@@ -9,9 +9,10 @@ use std::time::Duration;
 use http::request::Parts;
 use tower_layer::Layer;
 
-use super::gate::{Config, Gate};
-use super::key::KeyFn;
+use super::key::{KeyFn, RequestFns};
+use super::limit::Limit;
 use super::refusal::{Local429, WaitForPermit};
+use super::table::{Config, Gate};
 use super::{GateStats, RateLimitAware};
 
 /// Default for [`RateLimitAwareLayer::max_hold`]: 5 min.
@@ -37,7 +38,7 @@ const DEFAULT_MAX_KEYS: usize = 10_000;
 /// [`Local429`].
 pub struct RateLimitAwareLayer<R = WaitForPermit> {
     gate: Arc<Gate>,
-    key: KeyFn,
+    fns: RequestFns,
     refusal: PhantomData<fn() -> R>,
 }
 
@@ -45,7 +46,7 @@ impl<R> Clone for RateLimitAwareLayer<R> {
     fn clone(&self) -> Self {
         RateLimitAwareLayer {
             gate: self.gate.clone(),
-            key: self.key.clone(),
+            fns: self.fns.clone(),
             refusal: PhantomData,
         }
     }
@@ -57,11 +58,13 @@ impl RateLimitAwareLayer {
         RateLimitAwareLayer {
             gate: Arc::new(Gate::new(Config {
                 max_wait: Duration::MAX,
+                refuses: false,
                 max_hold: DEFAULT_MAX_HOLD,
                 slow_start: true,
                 max_keys: DEFAULT_MAX_KEYS,
+                limits: Arc::from(Vec::new()),
             })),
-            key: KeyFn::Authority,
+            fns: RequestFns::default(),
             refusal: PhantomData,
         }
     }
@@ -69,11 +72,11 @@ impl RateLimitAwareLayer {
 
 impl<R> RateLimitAwareLayer<R> {
     fn configure<R2>(self, f: impl FnOnce(&mut Config)) -> RateLimitAwareLayer<R2> {
-        let mut config = self.gate.config;
+        let mut config = self.gate.config.clone();
         f(&mut config);
         RateLimitAwareLayer {
             gate: Arc::new(Gate::new(config)),
-            key: self.key,
+            fns: self.fns,
             refusal: PhantomData,
         }
     }
@@ -94,13 +97,20 @@ impl<R> RateLimitAwareLayer<R> {
     ///
     /// [`LocalRateLimited`]: super::LocalRateLimited
     pub fn max_wait(self, max_wait: Duration) -> RateLimitAwareLayer<Local429> {
-        self.configure(|c| c.max_wait = max_wait)
+        self.configure(|c| {
+            c.max_wait = max_wait;
+            c.refuses = true;
+        })
     }
 
-    /// The longest hold any one response can cause: `Retry-After`,
-    /// pushback and quota resets above it count as this long, and a stated
-    /// quota never spaces releases further apart, so a malformed or hostile
-    /// value never stalls a key for longer.
+    /// The longest a request waits in the gate, in all, and the longest
+    /// hold any one response can cause: `Retry-After`, pushback and quota
+    /// resets above it count as this long, and a stated quota never spaces
+    /// releases further apart, so a malformed or hostile value never stalls
+    /// a key for longer. A request that has waited `max_hold` is sent
+    /// (or, with [`max_wait`](Self::max_wait), refused with a local 429),
+    /// whatever the limits say. A request's [`Deadline`](crate::Deadline)
+    /// bounds its wait the same way.
     ///
     /// Default: 5 min.
     pub fn max_hold(self, max_hold: Duration) -> Self {
@@ -150,7 +160,95 @@ impl<R> RateLimitAwareLayer<R> {
         F: Fn(&Parts) -> K + Send + Sync + 'static,
         K: Hash,
     {
-        self.key = KeyFn::custom(key);
+        self.fns.key = KeyFn::custom(key);
+        self
+    }
+
+    /// Adds a limit the caller knows, for every key: see [`Limit`].
+    /// Repeatable; every limit binds, and so does whatever the server states
+    /// (the tighter wins). A key under a configured requests limit starts
+    /// without slow start.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_backoff::rate_limit::Limit;
+    /// use tower_backoff::RateLimitAwareLayer;
+    ///
+    /// let layer = RateLimitAwareLayer::new()
+    ///     .limit(Limit::requests(500, Duration::from_secs(60)))
+    ///     .limit(Limit::tokens(200_000, Duration::from_secs(60)).burst(20_000));
+    /// # let _ = layer;
+    /// ```
+    pub fn limit(self, limit: Limit) -> Self {
+        if limit.rate().is_none() {
+            tracing::warn!(
+                ?limit,
+                "rate limit: a limit of zero requests or tokens, or over zero time, is ignored"
+            );
+        }
+        self.configure::<R>(|c| {
+            let mut limits = c.limits.to_vec();
+            limits.push(limit);
+            c.limits = Arc::from(limits);
+        })
+    }
+
+    /// What a request costs in tokens, for tokens limits, when it carries no
+    /// [`RequestCost`](crate::RequestCost) extension (which wins). Without
+    /// either, a request costs 0 tokens.
+    ///
+    /// ```
+    /// use tower_backoff::RateLimitAwareLayer;
+    ///
+    /// // The client states its estimate in a header.
+    /// let layer = RateLimitAwareLayer::new().cost_fn(|parts: &http::request::Parts| {
+    ///     parts
+    ///         .headers
+    ///         .get("x-estimated-tokens")
+    ///         .and_then(|v| v.to_str().ok()?.parse().ok())
+    ///         .unwrap_or(0)
+    /// });
+    /// # let _ = layer;
+    /// ```
+    pub fn cost_fn<F>(mut self, cost: F) -> Self
+    where
+        F: Fn(&Parts) -> u64 + Send + Sync + 'static,
+    {
+        self.fns.set_cost(cost);
+        self
+    }
+
+    /// Which resource a request belongs to, by the names servers give
+    /// resources (GitHub's `x-ratelimit-resource`: `core`, `search`,
+    /// `graphql`, …; matched with ASCII case folded). Limits and holds that
+    /// a response states for a resource bind only requests of that
+    /// resource; `None` binds a request by the host's limits alone.
+    ///
+    /// Default: learned from the responses — a request's method and first
+    /// path segment (`GET /search/…`) belong to the resource that responses
+    /// to that route named.
+    ///
+    /// ```
+    /// use tower_backoff::RateLimitAwareLayer;
+    ///
+    /// let layer = RateLimitAwareLayer::new().scope_fn(|parts: &http::request::Parts| {
+    ///     let path = parts.uri.path();
+    ///     Some(if path.starts_with("/search/") {
+    ///         "search"
+    ///     } else if path == "/graphql" {
+    ///         "graphql"
+    ///     } else {
+    ///         "core"
+    ///     })
+    /// });
+    /// # let _ = layer;
+    /// ```
+    pub fn scope_fn<F, S>(mut self, scope: F) -> Self
+    where
+        F: Fn(&Parts) -> Option<S> + Send + Sync + 'static,
+        S: AsRef<str>,
+    {
+        self.fns.set_scope(scope);
         self
     }
 
@@ -160,7 +258,7 @@ impl<R> RateLimitAwareLayer<R> {
     }
 
     pub(super) fn wrap<S>(&self, inner: S) -> RateLimitAware<S, R> {
-        RateLimitAware::from_parts(inner, self.gate.clone(), self.key.clone())
+        RateLimitAware::from_parts(inner, self.gate.clone(), self.fns.clone())
     }
 }
 
@@ -186,7 +284,8 @@ impl<R> fmt::Debug for RateLimitAwareLayer<R> {
             .field("max_hold", &c.max_hold)
             .field("slow_start", &c.slow_start)
             .field("max_keys", &c.max_keys)
-            .field("key", &self.key)
+            .field("limits", &c.limits)
+            .field("key", &self.fns.key)
             .finish()
     }
 }

@@ -29,7 +29,7 @@
 
 use tokio::time::Instant;
 
-use super::limits::Admit;
+use super::model::Admit;
 use super::time::{after, after_secs, before, secs_between};
 use crate::duration::from_secs_f64;
 

@@ -107,25 +107,31 @@
 //! # }
 //! ```
 
+mod constraints;
+mod entry;
 mod future;
-mod gate;
 mod key;
 mod layer;
 mod learner;
-mod limits;
+mod limit;
+mod model;
+mod permit;
 mod quota;
+mod quotas;
 mod refusal;
 mod response;
 mod service;
 mod slow_start;
 #[cfg(feature = "redis")]
 mod store;
+mod table;
 mod time;
 
 use std::time::Duration;
 
 pub use future::ResponseFuture;
 pub use layer::RateLimitAwareLayer;
+pub use limit::Limit;
 pub use refusal::{Local429, Refusal, WaitForPermit};
 pub use service::RateLimitAware;
 #[cfg(feature = "redis")]

@@ -1,7 +1,8 @@
 //! What the server's RateLimit headers say, turned into an estimate of how
 //! many requests it will still take, and when it takes more.
 //!
-//! The estimate is a token count. Each release takes one. A response
+//! The estimate is a count of units: requests, or tokens for a tokens
+//! limit. Each release takes its units (1, or its cost). A response
 //! stating `remaining = r` resets it, counting against `r` the requests in
 //! flight that the server may not have counted yet: those released after
 //! the one that carried `r`, or shortly before (latency varies). Counting
@@ -35,16 +36,19 @@
 //!   switches to this reading only on evidence: before the reset it stated,
 //!   the server stated a larger `remaining` for a later request, by no more
 //!   than its rate could have refilled — which a windowed limiter never
-//!   does. A throttle switches back.
+//!   does. A throttle switches back. Families that say they refill
+//!   continuously (OpenAI, Anthropic: the reset is the time until the limit
+//!   is full again) are read so from the start, at the rate
+//!   `(limit − remaining) ÷ reset`, up to `limit`.
 
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::limits::{Admit, Grant};
+use super::model::{Admit, Grant};
 use super::time::{after, after_secs, before, secs_between};
 use crate::duration::from_secs_f64;
-use crate::headers::RateLimit;
+use crate::headers::{RateLimit, Refill, Stated};
 
 /// The reset assumed when a response states `remaining` but neither a reset
 /// nor a window: short, so that a stale count is soon probed again.
@@ -78,6 +82,9 @@ pub(super) struct Quota {
     /// The reset most recently announced.
     reset: Instant,
     continuous: bool,
+    /// The family says it refills continuously: read so from the start, and
+    /// a throttle does not switch back.
+    declared: bool,
     /// Smallest `remaining` stated since the last reset (windowed reading).
     floor: f64,
     /// The `remaining` that `tokens` was last set from: `stated − tokens` is
@@ -120,6 +127,8 @@ pub(super) struct Statement {
     pub(super) window: Option<Duration>,
     /// Slowest rate a header may impose: one release per `max_hold`.
     pub(super) min_rate: f64,
+    /// The family says the reset is "full again", refilling continuously.
+    pub(super) continuous: bool,
 }
 
 impl Statement {
@@ -134,7 +143,15 @@ impl Statement {
             limit: rl.limit,
             window: rl.window.filter(|w| !w.is_zero()),
             min_rate: (1.0 / max_hold.as_secs_f64()).max(MIN_RATE),
+            continuous: false,
         })
+    }
+
+    /// One limit of a response, as the headers module read it.
+    pub(super) fn from_stated(s: &Stated, max_hold: Duration) -> Option<Statement> {
+        let mut st = Statement::from_headers(&s.quota, max_hold)?;
+        st.continuous = s.refill == Refill::Continuous;
+        Some(st)
     }
 
     fn rate(&self) -> Option<f64> {
@@ -163,27 +180,32 @@ impl Quota {
         s: &Statement,
         now: Instant,
         grant: Grant,
-        others: u32,
+        others: f64,
         next_seq: u64,
     ) -> Self {
         let remaining = s.remaining as f64;
         let reset = after(now, s.reset);
-        Quota {
+        let mut quota = Quota {
             rate: s.rate(),
             inferred: s.inferred_rate(),
             limit: s.limit.map_or(remaining, |l| l as f64).max(1.0),
             limit_known: s.limit.is_some(),
             burst: remaining + 1.0,
-            tokens: remaining - f64::from(others),
+            tokens: remaining - others,
             at: now,
             reset,
             continuous: false,
+            declared: s.continuous,
             floor: remaining,
             stated: remaining,
             batch: grant.generation,
             batch_remaining: remaining,
             evidence: Evidence::new(remaining, now, s.reset, next_seq),
+        };
+        if quota.declared {
+            quota.refills_continuously(now);
         }
+        quota
     }
 
     /// A later statement.
@@ -192,11 +214,10 @@ impl Quota {
         s: &Statement,
         now: Instant,
         grant: Grant,
-        others: u32,
+        others: f64,
         next_seq: u64,
     ) {
         let remaining = s.remaining as f64;
-        let others = f64::from(others);
         if let Some(rate) = s.rate() {
             self.rate = Some(rate);
         } else if let Some(inferred) = s.inferred_rate() {
@@ -266,7 +287,7 @@ impl Quota {
                 grant.seq >= e.from_seq && rise > 0.0 && rise <= refill,
             )
         };
-        if valid && more {
+        if (valid && more) || self.declared {
             self.refills_continuously(now);
         }
         if !valid || tighter {
@@ -287,23 +308,30 @@ impl Quota {
         self.continuous = true;
     }
 
-    /// The server throttled a request: the continuous reading (if taken) was
-    /// wrong, or the bucket is shared with others; start over as windowed.
-    pub(super) fn on_throttle(&mut self, now: Instant) {
+    /// The server throttled a request while this quota read as refilling
+    /// continuously on evidence alone: that reading was wrong, or the bucket
+    /// is shared with others; start over as windowed. Returns whether the
+    /// reading changed (a windowed or declared quota keeps its count: the
+    /// throttle may come from another limiter).
+    pub(super) fn on_throttle(&mut self, now: Instant) -> bool {
+        if !self.continuous || self.declared {
+            return false;
+        }
         self.tokens = self.available(now).min(0.0);
         self.floor = self.floor.min(0.0);
         self.at = now;
         self.continuous = false;
+        true
     }
 
-    pub(super) fn on_grant(&mut self, now: Instant) {
-        self.tokens = self.available(now) - 1.0;
+    pub(super) fn on_grant(&mut self, now: Instant, units: f64) {
+        self.tokens = self.available(now) - units;
         self.at = now;
     }
 
-    /// A granted release was never sent: its token comes back.
-    pub(super) fn on_ungrant(&mut self) {
-        self.tokens += 1.0;
+    /// A granted release was never sent: its units come back.
+    pub(super) fn on_ungrant(&mut self, units: f64) {
+        self.tokens += units;
     }
 
     /// Windowed without a rate or a limit: nothing is known past the reset.
@@ -325,8 +353,8 @@ impl Quota {
 
     /// Past a rate-less reset with too few tokens, only a new statement can
     /// tell: wait for a reply, or with none in flight, let one go to ask.
-    pub(super) fn check(&self, now: Instant, in_flight: u32) -> Admit {
-        match self.time_for(now, 1.0) {
+    pub(super) fn check(&self, now: Instant, in_flight: u32, need: f64) -> Admit {
+        match self.time_for(now, need) {
             Some(t) if t <= now => Admit::Now,
             Some(t) => Admit::At(t),
             None if in_flight == 0 => Admit::Now,
@@ -360,7 +388,9 @@ impl Quota {
     }
 
     fn cap(&self) -> f64 {
-        if self.continuous {
+        if self.declared && self.limit_known {
+            self.limit
+        } else if self.continuous {
             self.burst
         } else {
             self.limit
@@ -408,6 +438,7 @@ impl Evidence {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rate_limit::model::Need;
 
     /// A grant whose batch is its sequence number (one request per batch).
     fn g(now: Instant, seq: u64) -> Grant {
@@ -415,6 +446,7 @@ mod tests {
             released_at: now,
             seq,
             generation: seq,
+            need: Need::default(),
         }
     }
 
@@ -425,6 +457,7 @@ mod tests {
             limit: Some(limit),
             window: None,
             min_rate: MIN_RATE,
+            continuous: false,
         }
     }
 
@@ -435,15 +468,19 @@ mod tests {
             limit: policy.map(|p| p.0),
             window: policy.map(|p| Duration::from_secs(p.1)),
             min_rate: MIN_RATE,
+            continuous: false,
         }
     }
 
     #[test]
     fn remaining_zero_waits_for_the_reset_then_spreads_the_window() {
         let now = Instant::now();
-        let q = Quota::new(&statement(0, 30, Some((60, 60))), now, g(now, 1), 0, 2);
+        let q = Quota::new(&statement(0, 30, Some((60, 60))), now, g(now, 1), 0.0, 2);
         // The new window's first request goes at the reset…
-        assert_eq!(q.check(now, 0), Admit::At(now + Duration::from_secs(30)));
+        assert_eq!(
+            q.check(now, 0, 1.0),
+            Admit::At(now + Duration::from_secs(30))
+        );
         // …and the rest are spread: the tenth 9 s later, not at the reset.
         let t = q.time_for(now, 10.0).unwrap();
         assert_eq!(t, now + Duration::from_secs(39));
@@ -452,39 +489,45 @@ mod tests {
     #[test]
     fn in_flight_requests_count_against_remaining() {
         let now = Instant::now();
-        let mut q = Quota::new(&statement(3, 10, None), now, g(now, 1), 2, 4);
-        assert_eq!(q.check(now, 0), Admit::Now);
-        q.on_grant(now);
+        let mut q = Quota::new(&statement(3, 10, None), now, g(now, 1), 2.0, 4);
+        assert_eq!(q.check(now, 0, 1.0), Admit::Now);
+        q.on_grant(now, 1.0);
         assert!(q.is_exhausted(now));
-        assert_eq!(q.check(now, 0), Admit::At(now + Duration::from_secs(10)));
+        assert_eq!(
+            q.check(now, 0, 1.0),
+            Admit::At(now + Duration::from_secs(10))
+        );
         assert!(q.is_stale(now + Duration::from_secs(10)));
     }
 
     #[test]
     fn a_known_limit_comes_back_at_the_reset_less_what_was_committed() {
         let now = Instant::now();
-        let q = Quota::new(&statement_limit(0, 10, 60), now, g(now, 1), 5, 2);
-        assert_eq!(q.check(now, 0), Admit::At(now + Duration::from_secs(10)));
+        let q = Quota::new(&statement_limit(0, 10, 60), now, g(now, 1), 5.0, 2);
+        assert_eq!(
+            q.check(now, 0, 1.0),
+            Admit::At(now + Duration::from_secs(10))
+        );
         let reset = now + Duration::from_secs(10);
         assert!(!q.is_stale(reset));
         assert!((q.available(reset) - 55.0).abs() < 1e-9);
         let mut q = q;
-        q.on_grant(reset);
+        q.on_grant(reset, 1.0);
         assert!((q.available(reset) - 54.0).abs() < 1e-9);
         // Releases before the reset are taken from what it brings back.
-        let mut q = Quota::new(&statement_limit(3, 10, 60), now, g(now, 1), 0, 2);
-        q.on_grant(now);
-        q.on_grant(now);
+        let mut q = Quota::new(&statement_limit(3, 10, 60), now, g(now, 1), 0.0, 2);
+        q.on_grant(now, 1.0);
+        q.on_grant(now, 1.0);
         assert!((q.available(reset) - 58.0).abs() < 1e-9);
     }
 
     #[test]
     fn a_stale_reply_only_lowers_the_count() {
         let now = Instant::now();
-        let mut q = Quota::new(&statement(5, 10, None), now, g(now, 10), 0, 11);
-        q.update(&statement(9, 10, None), now, g(now, 3), 0, 11);
+        let mut q = Quota::new(&statement(5, 10, None), now, g(now, 10), 0.0, 11);
+        q.update(&statement(9, 10, None), now, g(now, 3), 0.0, 11);
         assert!((q.available(now) - 5.0).abs() < 1e-9);
-        q.update(&statement(2, 10, None), now, g(now, 4), 0, 11);
+        q.update(&statement(2, 10, None), now, g(now, 4), 0.0, 11);
         assert!((q.available(now) - 2.0).abs() < 1e-9);
     }
 
@@ -495,24 +538,26 @@ mod tests {
             released_at: now,
             seq,
             generation: 1,
+            need: Need::default(),
         };
         let first = Grant {
             released_at: now,
             seq: 1,
             generation: 0,
+            need: Need::default(),
         };
-        let mut q = Quota::new(&statement(9, 1, None), now, first, 0, 2);
+        let mut q = Quota::new(&statement(9, 1, None), now, first, 0.0, 2);
         // Nine released together; the last released is processed first.
-        q.update(&statement(5, 1, None), now, batch(10), 8, 11);
+        q.update(&statement(5, 1, None), now, batch(10), 8.0, 11);
         assert!((q.available(now) - -3.0).abs() < 1e-9);
-        q.update(&statement(8, 1, None), now, batch(3), 7, 11);
-        q.update(&statement(1, 1, None), now, batch(7), 6, 11);
+        q.update(&statement(8, 1, None), now, batch(3), 7.0, 11);
+        q.update(&statement(1, 1, None), now, batch(7), 6.0, 11);
         for (i, seq) in [2, 4, 5, 6, 8, 9].into_iter().enumerate() {
             q.update(
                 &statement(10 - seq, 1, None),
                 now,
                 batch(seq),
-                5 - i as u32,
+                (5 - i) as f64,
                 11,
             );
         }
@@ -524,17 +569,20 @@ mod tests {
     fn a_continuous_quota_paces_at_its_rate_until_a_throttle() {
         let now = Instant::now();
         let later = now + Duration::from_millis(20);
-        let mut q = Quota::new(&statement(1, 1, Some((100, 1))), now, g(now, 1), 0, 2);
-        q.update(&statement(2, 1, Some((100, 1))), later, g(later, 2), 0, 3);
+        let mut q = Quota::new(&statement(1, 1, Some((100, 1))), now, g(now, 1), 0.0, 2);
+        q.update(&statement(2, 1, Some((100, 1))), later, g(later, 2), 0.0, 3);
         assert!(q.is_continuous());
-        q.update(&statement(0, 1, Some((100, 1))), later, g(later, 3), 0, 4);
+        q.update(&statement(0, 1, Some((100, 1))), later, g(later, 3), 0.0, 4);
         // Next token in 10 ms at 100/s, not at the 1 s reset.
         assert_eq!(
-            q.check(later, 0),
+            q.check(later, 0, 1.0),
             Admit::At(later + Duration::from_millis(10))
         );
         q.on_throttle(later);
-        assert_eq!(q.check(later, 0), Admit::At(later + Duration::from_secs(1)));
+        assert_eq!(
+            q.check(later, 0, 1.0),
+            Admit::At(later + Duration::from_secs(1))
+        );
     }
 
     #[test]
@@ -542,12 +590,12 @@ mod tests {
         let now = Instant::now();
         let later = now + Duration::from_millis(20);
         // Statement r=1 from request 1, received when request 3 is next.
-        let mut q = Quota::new(&statement(1, 1, Some((100, 1))), now, g(now, 1), 0, 3);
+        let mut q = Quota::new(&statement(1, 1, Some((100, 1))), now, g(now, 1), 0.0, 3);
         // Request 2 was released before the statement arrived: the server may
         // have counted it first.
-        q.update(&statement(2, 1, Some((100, 1))), later, g(now, 2), 0, 4);
+        q.update(&statement(2, 1, Some((100, 1))), later, g(now, 2), 0.0, 4);
         assert!(!q.continuous);
-        q.update(&statement(2, 1, Some((100, 1))), later, g(later, 3), 0, 4);
+        q.update(&statement(2, 1, Some((100, 1))), later, g(later, 3), 0.0, 4);
         assert!(q.continuous);
     }
 
@@ -555,9 +603,9 @@ mod tests {
     fn a_reply_that_overtook_cannot_raise_a_windows_count() {
         let now = Instant::now();
         let t = now + Duration::from_millis(5);
-        let mut q = Quota::new(&statement(25, 2, Some((200, 2))), now, g(now, 1), 3, 2);
+        let mut q = Quota::new(&statement(25, 2, Some((200, 2))), now, g(now, 1), 3.0, 2);
         // A later batch's request was processed before the first: r=32.
-        q.update(&statement(32, 2, Some((200, 2))), t, g(t, 2), 2, 3);
+        q.update(&statement(32, 2, Some((200, 2))), t, g(t, 2), 2.0, 3);
         assert!((q.available(t) - 23.0).abs() < 1e-9);
     }
 
@@ -566,29 +614,35 @@ mod tests {
         let now = Instant::now();
         let later = now + Duration::from_millis(300);
         // 200 per 2 s; `t` rounded up hides that the window ends at once.
-        let mut q = Quota::new(&statement(0, 1, Some((200, 2))), now, g(now, 1), 0, 2);
-        q.update(&statement(199, 2, Some((200, 2))), later, g(later, 2), 0, 3);
+        let mut q = Quota::new(&statement(0, 1, Some((200, 2))), now, g(now, 1), 0.0, 2);
+        q.update(
+            &statement(199, 2, Some((200, 2))),
+            later,
+            g(later, 2),
+            0.0,
+            3,
+        );
         assert!(!q.is_continuous());
     }
 
     #[test]
     fn a_fixed_window_never_looks_continuous() {
         let now = Instant::now();
-        let mut q = Quota::new(&statement(5, 60, Some((5, 60))), now, g(now, 1), 0, 2);
+        let mut q = Quota::new(&statement(5, 60, Some((5, 60))), now, g(now, 1), 0.0, 2);
         for seq in 2..7 {
             let t = now + Duration::from_millis(seq * 10);
-            q.on_grant(t);
+            q.on_grant(t, 1.0);
             q.update(
                 &statement(6 - seq, 60, Some((5, 60))),
                 t,
                 g(t, seq),
-                0,
+                0.0,
                 seq + 1,
             );
         }
         assert!(!q.continuous);
         assert!(matches!(
-            q.check(now + Duration::from_secs(1), 0),
+            q.check(now + Duration::from_secs(1), 0, 1.0),
             Admit::At(_)
         ));
     }
@@ -602,11 +656,12 @@ mod tests {
             limit: Some(u64::MAX),
             window: Some(Duration::from_nanos(1)),
             min_rate: MIN_RATE,
+            continuous: false,
         };
-        let mut q = Quota::new(&s, now, g(now, 1), u32::MAX, 2);
-        let _ = q.check(now, 0);
+        let mut q = Quota::new(&s, now, g(now, 1), f64::from(u32::MAX), 2);
+        let _ = q.check(now, 0, 1.0);
         let _ = q.time_for(now, 1e300);
-        q.on_grant(now);
-        q.update(&s, now, g(now, 2), u32::MAX, 3);
+        q.on_grant(now, 1.0);
+        q.update(&s, now, g(now, 2), f64::from(u32::MAX), 3);
     }
 }

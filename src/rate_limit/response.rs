@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, StatusCode};
 
-use crate::headers::{self, Pushback, RateLimit};
+use crate::headers::{self, Pushback, RateLimits};
 
 /// gRPC status codes that matter here (carried in response headers when the
 /// reply is trailers-only).
@@ -22,8 +22,8 @@ pub(crate) struct Outcome {
     pub(super) accepted: bool,
     /// How long the server asked to wait, on a throttle.
     pub(super) hold: Option<Duration>,
-    /// Quota headers, on any response.
-    pub(super) rate_limit: Option<RateLimit>,
+    /// Every limit the headers stated, on any response.
+    pub(super) limits: Option<RateLimits>,
 }
 
 impl Outcome {
@@ -31,8 +31,11 @@ impl Outcome {
     ///
     /// A 503 without a hint is an outage, not a limit (RFC 9110 §15.6.4
     /// says Retry-After *may* come with it): it neither holds the key nor
-    /// counts as accepted. Retry-After on other statuses means something
-    /// else (a redirect's delay) and is ignored.
+    /// counts as accepted. A 403 is a throttle only with rate-limit evidence
+    /// ([`Hints::shows_rate_limit`](headers::Hints::shows_rate_limit):
+    /// GitHub's primary and secondary limits); a plain 403 is an answer.
+    /// Retry-After on other statuses means something else (a redirect's
+    /// delay) and is ignored.
     pub(crate) fn read(status: StatusCode, headers: &HeaderMap) -> Outcome {
         // The common header-less reply costs no lookup and no clock read.
         let (grpc, hints) = if headers.is_empty() {
@@ -54,6 +57,7 @@ impl Outcome {
             None => hints.retry_after,
         };
         let throttled = status == StatusCode::TOO_MANY_REQUESTS
+            || (status == StatusCode::FORBIDDEN && hints.shows_rate_limit())
             || exhausted
             || matches!(hints.pushback, Some(Pushback::After(_)))
             || (unavailable && wait.is_some());
@@ -61,7 +65,7 @@ impl Outcome {
             throttled,
             accepted: !throttled && !unavailable,
             hold: if throttled { wait } else { None },
-            rate_limit: hints.rate_limit,
+            limits: (!hints.limits.is_empty()).then_some(hints.limits),
         }
     }
 }
@@ -92,5 +96,16 @@ mod tests {
         assert!(read(200, &[]).accepted);
         assert!(read(500, &[]).accepted);
         assert!(read(404, &[]).accepted);
+        // GitHub: a 403 is a throttle only with rate-limit evidence.
+        assert!(!read(403, &[]).throttled);
+        assert!(read(403, &[]).accepted);
+        let secondary = read(403, &[("retry-after", "60")]);
+        assert!(secondary.throttled);
+        assert_eq!(secondary.hold, Some(Duration::from_secs(60)));
+        let primary = read(
+            403,
+            &[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "30")],
+        );
+        assert!(primary.throttled && !primary.accepted);
     }
 }

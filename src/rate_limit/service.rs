@@ -9,9 +9,9 @@ use http::{Request, Response};
 use tower_service::Service;
 
 use super::future::ResponseFuture;
-use super::gate::{Acquire, Gate};
-use super::key::KeyFn;
+use super::key::RequestFns;
 use super::refusal::{Refusal, WaitForPermit};
+use super::table::{Acquire, Gate};
 use super::{GateStats, RateLimitAwareLayer};
 
 /// Holds or paces requests to a rate-limited service; made by
@@ -35,7 +35,7 @@ use super::{GateStats, RateLimitAwareLayer};
 pub struct RateLimitAware<S, R = WaitForPermit> {
     inner: S,
     gate: Arc<Gate>,
-    key: KeyFn,
+    fns: RequestFns,
     refusal: PhantomData<fn() -> R>,
 }
 
@@ -52,11 +52,11 @@ impl<S> RateLimitAware<S> {
 }
 
 impl<S, R> RateLimitAware<S, R> {
-    pub(super) fn from_parts(inner: S, gate: Arc<Gate>, key: KeyFn) -> Self {
+    pub(super) fn from_parts(inner: S, gate: Arc<Gate>, fns: RequestFns) -> Self {
         RateLimitAware {
             inner,
             gate,
-            key,
+            fns,
             refusal: PhantomData,
         }
     }
@@ -87,7 +87,7 @@ impl<S: Clone, R> Clone for RateLimitAware<S, R> {
         RateLimitAware {
             inner: self.inner.clone(),
             gate: self.gate.clone(),
-            key: self.key.clone(),
+            fns: self.fns.clone(),
             refusal: PhantomData,
         }
     }
@@ -98,7 +98,7 @@ impl<S: fmt::Debug, R> fmt::Debug for RateLimitAware<S, R> {
         f.debug_struct("RateLimitAware")
             .field("inner", &self.inner)
             .field("gate", &self.gate)
-            .field("key", &self.key)
+            .field("key", &self.fns.key)
             .finish()
     }
 }
@@ -117,8 +117,11 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let (key, req) = self.key.key(req, &self.gate.hasher);
-        match self.gate.acquire(key) {
+        let read = self
+            .fns
+            .read(req, &self.gate.hasher, self.gate.needs_routes());
+        let req = read.req;
+        match self.gate.acquire(read.key, read.need, read.deadline) {
             Acquire::Go(mut permit) => {
                 let fut = self.inner.call(req);
                 permit.mark_sent();
@@ -132,7 +135,7 @@ where
                 );
                 ResponseFuture::waiting(waiting, self.inner.clone(), req)
             }
-            // Unreachable while `max_wait` is at its maximum; never lose the request.
+            // Unreachable without `max_wait`; never lose the request.
             Acquire::Refuse(_) if !R::REFUSES => {
                 ResponseFuture::calling(self.inner.call(req), None)
             }

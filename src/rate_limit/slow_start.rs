@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::limits::Admit;
+use super::model::Admit;
 use super::time::after;
 
 /// Requests in flight allowed before anything is known.

@@ -1,0 +1,399 @@
+//! Everything the gate knows about one key, as a set of constraints that
+//! each say "not before t", and the one question it answers: may this
+//! request go now, and if not, when? A request goes when every constraint
+//! that binds it has room; the tightest binds.
+//!
+//! * **holds** — the server said wait (Retry-After, gRPC pushback, on a
+//!   throttle): for the whole host, or for one resource when the response
+//!   named it;
+//! * **stated quotas** — every limit the server's headers state
+//!   ([`Quotas`]), requests or tokens, each from its own statements;
+//! * **configured limits** — what the user told the layer ([`Bucket`]);
+//! * **a learned rate** — when the server throttles without a quota that
+//!   explains it ([`Learner`]);
+//! * **slow start** — while nothing at all is known ([`SlowStart`]).
+//!
+//! A throttle with a wait hint is a hold for that hint: it does not wipe a
+//! quota that still states room (a long-window quota is not the short-term
+//! limiter that refused). A throttle teaches the learned rate unless a
+//! believed quota paces the key.
+
+use tokio::time::Instant;
+
+use super::learner::{Learner, Period};
+use super::limit::{Bucket, Limit};
+use super::model::{Admit, Grant, Knobs, Limited, Need, Uncounted};
+use super::quotas::Quotas;
+use super::response::Outcome;
+use super::slow_start::SlowStart;
+use super::time::{after, secs_between};
+use crate::headers::MAX_STATED;
+
+/// A verdict for one request: when it may go, and whether what blocks it
+/// binds only its own resource (then requests of other resources may pass
+/// it in the queue).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Verdict {
+    pub(super) admit: Admit,
+    pub(super) scoped: bool,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Constraints {
+    hold_until: Option<Instant>,
+    /// Holds of one resource each, `(resource, until)`.
+    resource_holds: Vec<(u64, Instant)>,
+    quotas: Quotas,
+    configured: Vec<Bucket>,
+    learner: Option<Learner>,
+    slow_start: Option<SlowStart>,
+    meter: Meter,
+    /// Quota statements received so far.
+    statements: u64,
+}
+
+/// Measures the current active period for the learner.
+#[derive(Debug, Clone)]
+struct Meter {
+    /// First release of the period; `None` until one happens.
+    start: Option<Instant>,
+    accepted: u64,
+    after_hold: bool,
+    slow_start: bool,
+    last_throttle: Option<Instant>,
+    accepted_since_throttle: u64,
+}
+
+impl Constraints {
+    pub(super) fn new(now: Instant, knobs: Knobs, limits: &[Limit]) -> Self {
+        let configured: Vec<Bucket> = limits.iter().filter_map(|l| Bucket::new(l, now)).collect();
+        // What configured limits cover needs no probing.
+        let covered = configured.iter().any(|b| b.request_rate().is_some());
+        Constraints {
+            hold_until: None,
+            resource_holds: Vec::new(),
+            quotas: Quotas::default(),
+            configured,
+            learner: None,
+            slow_start: (knobs.slow_start && !covered).then(|| SlowStart::new(now)),
+            meter: Meter {
+                start: None,
+                accepted: 0,
+                // A key never seen is presumably at its full burst.
+                after_hold: true,
+                slow_start: false,
+                last_throttle: None,
+                accepted_since_throttle: 0,
+            },
+            statements: 0,
+        }
+    }
+
+    /// Whether a believed stated quota of the whole host paces requests at a
+    /// known rate (the learner then stands aside).
+    fn quota_paces(&self) -> bool {
+        self.quotas.paces_requests()
+    }
+
+    fn slow_start_applies(&self) -> bool {
+        !self.quotas.trusted_host_wide()
+    }
+
+    pub(super) fn check(
+        &mut self,
+        now: Instant,
+        in_flight: u32,
+        need: &Need,
+        knobs: Knobs,
+    ) -> Verdict {
+        let mut host = Admit::Now;
+        let mut scoped = Admit::Now;
+        if let Some(until) = self.hold_until {
+            if now < until {
+                host = Admit::At(until);
+            } else {
+                self.hold_until = None;
+            }
+        }
+        if !self.resource_holds.is_empty() {
+            self.resource_holds.retain(|&(_, u)| now < u);
+            if let Some(r) = need.resource {
+                for &(res, until) in &self.resource_holds {
+                    if res == r {
+                        scoped = scoped.and(Admit::At(until));
+                    }
+                }
+            }
+        }
+        if self.quotas.drop_stale(now)
+            && self.quotas.is_empty()
+            && knobs.slow_start
+            && !self.learner.as_ref().is_some_and(Learner::is_measured)
+            && self.slow_start.is_none()
+            && self.configured.iter().all(|b| b.request_rate().is_none())
+        {
+            // The window the statements were about is over: probe afresh.
+            self.slow_start = Some(SlowStart::new(now));
+        }
+        for t in self.quotas.iter().filter(|t| t.binds(need)) {
+            let a = t.check(now, in_flight, need).at(now);
+            if t.binds_host() {
+                host = host.and(a);
+            } else {
+                scoped = scoped.and(a);
+            }
+        }
+        for b in &self.configured {
+            host = host.and(b.check(now, need.units(b.unit)));
+        }
+        if !self.quota_paces() {
+            if let Some(learner) = &self.learner {
+                host = host.and(learner.check(now).at(now));
+            }
+        }
+        if self.slow_start_applies() {
+            if let Some(ss) = &mut self.slow_start {
+                host = host.and(ss.check(now, in_flight).at(now));
+            }
+        }
+        let host = host.at(now);
+        Verdict {
+            admit: host.and(scoped).at(now),
+            scoped: host == Admit::Now,
+        }
+    }
+
+    /// When the request behind `ahead_requests` others (`ahead_tokens` in
+    /// all, its own included) could go, if nothing new is learned. Waits on
+    /// responses (slow start, a quota past its reset) cannot be foreseen, so
+    /// they add nothing.
+    pub(super) fn estimate(&self, now: Instant, ahead: Uncounted, need: &Need) -> Instant {
+        let mut t = now.max(self.hold_until.unwrap_or(now));
+        if let Some(r) = need.resource {
+            for &(res, until) in &self.resource_holds {
+                if res == r {
+                    t = t.max(until);
+                }
+            }
+        }
+        for q in self.quotas.iter().filter(|q| q.binds(need)) {
+            if let Some(at) = q.quota.time_for(t, ahead.units(q.unit)) {
+                t = t.max(at);
+            }
+        }
+        for b in &self.configured {
+            t = t.max(b.time_for(t, ahead.units(b.unit)));
+        }
+        if !self.quota_paces() {
+            if let Some(learner) = &self.learner {
+                let n = ahead.requests.saturating_sub(1) as usize;
+                t = t.max(learner.time_for(t, n));
+            }
+        }
+        t
+    }
+
+    /// See [`Grant::generation`].
+    pub(super) fn generation(&self) -> u64 {
+        self.statements
+    }
+
+    pub(super) fn on_grant(&mut self, now: Instant, need: &Need) {
+        self.quotas.on_grant(now, need);
+        for b in &mut self.configured {
+            b.take(now, need.units(b.unit));
+        }
+        if !self.quota_paces() {
+            if let Some(learner) = &mut self.learner {
+                learner.on_grant(now);
+            }
+        }
+        if self.slow_start_applies() {
+            if let Some(ss) = &mut self.slow_start {
+                ss.on_grant(now);
+            }
+        }
+        if self.meter.start.is_none() {
+            self.meter.start = Some(now);
+            self.meter.slow_start = self.slow_start.is_some();
+        }
+    }
+
+    pub(super) fn on_ungrant(&mut self, now: Instant, need: &Need) {
+        self.quotas.on_ungrant(need);
+        for b in &mut self.configured {
+            b.give_back(need.units(b.unit));
+        }
+        if !self.quota_paces() {
+            if let Some(learner) = &mut self.learner {
+                learner.on_ungrant(now);
+            }
+        }
+    }
+
+    /// Learns from a response. `uncounted` are the requests still in flight
+    /// besides this one that the server may not have counted; `next_seq` is
+    /// the sequence of the next release. Returns why the key became limited,
+    /// and the resource the response named, if any.
+    pub(super) fn on_response(
+        &mut self,
+        now: Instant,
+        outcome: &Outcome,
+        grant: Grant,
+        uncounted: Uncounted,
+        next_seq: u64,
+        knobs: Knobs,
+    ) -> (Option<Limited>, Option<u64>) {
+        let mut limited = None;
+        let mut named = None;
+        let mut stated_ids = [0u64; MAX_STATED];
+        let mut n_stated = 0;
+        if let Some(limits) = &outcome.limits {
+            let learned = self.quotas.on_statements(
+                limits.iter(),
+                now,
+                grant,
+                uncounted,
+                next_seq,
+                knobs.max_hold,
+                outcome.throttled,
+            );
+            for s in limits.iter() {
+                stated_ids[n_stated] = s.id;
+                n_stated += 1;
+            }
+            self.statements += 1;
+            named = learned.resource;
+            if self.quotas.trusted_host_wide() {
+                self.slow_start = None;
+            }
+            limited = learned.exhausted.map(Limited::Exhausted);
+        }
+        // The request belonged to the resource the response named.
+        let need = Need {
+            resource: named.or(grant.need.resource),
+            ..grant.need
+        };
+
+        if outcome.throttled {
+            self.slow_start = None;
+            if self.quotas.on_throttle(now, &need, &stated_ids[..n_stated]) {
+                limited = Some(Limited::Distrusted);
+            }
+            let hold = outcome
+                .hold
+                .map(|d| d.min(knobs.max_hold))
+                .filter(|d| !d.is_zero());
+            if let Some(hold) = hold {
+                let until = after(now, hold);
+                if self.hold(need.resource.filter(|_| named.is_some()), until) {
+                    limited = Some(Limited::Held(hold));
+                }
+            }
+            // A throttle of one named resource says nothing of the host's rate.
+            if named.is_none() && !self.quota_paces() && self.closes_period(grant) {
+                let period = self.close_period(now, hold.is_some());
+                let learner = self.learner.get_or_insert_with(|| Learner::new(now));
+                learner.on_throttle(now, period);
+                if !learner.is_measured() && knobs.slow_start && self.slow_start_applies() {
+                    self.slow_start = Some(SlowStart::new(now));
+                }
+                limited = limited.or(Some(Limited::Throttled));
+            }
+        } else if outcome.accepted {
+            self.quotas.on_accepted(&need);
+            let m = &mut self.meter;
+            if m.start.is_some_and(|s| grant.released_at >= s) {
+                m.accepted += 1;
+            }
+            m.accepted_since_throttle += 1;
+            if let Some(ss) = &mut self.slow_start {
+                if ss.on_success(now) {
+                    self.slow_start = None;
+                }
+            }
+        }
+        (limited, named)
+    }
+
+    /// Holds the host (`resource` `None`) or one resource until `until`;
+    /// returns whether that is longer than the hold already there.
+    fn hold(&mut self, resource: Option<u64>, until: Instant) -> bool {
+        let Some(r) = resource else {
+            let longer = self.hold_until.is_none_or(|u| until > u);
+            if longer {
+                self.hold_until = Some(until);
+            }
+            return longer;
+        };
+        match self.resource_holds.iter_mut().find(|(res, _)| *res == r) {
+            Some((_, u)) if *u >= until => false,
+            Some((_, u)) => {
+                *u = until;
+                true
+            }
+            None => {
+                if self.resource_holds.len() >= MAX_STATED {
+                    // Bounded: the hold ending first goes.
+                    if let Some(i) =
+                        (0..self.resource_holds.len()).min_by_key(|&i| self.resource_holds[i].1)
+                    {
+                        self.resource_holds.swap_remove(i);
+                    }
+                }
+                self.resource_holds.push((r, until));
+                true
+            }
+        }
+    }
+
+    /// A throttle for a request released before the current period began
+    /// belongs to the episode already learned from.
+    fn closes_period(&self, grant: Grant) -> bool {
+        self.meter.start.is_some_and(|s| grant.released_at >= s)
+    }
+
+    fn close_period(&mut self, now: Instant, held: bool) -> Period {
+        let m = &mut self.meter;
+        let start = m.start.unwrap_or(now);
+        let sustained = m.last_throttle.and_then(|t| {
+            let secs = secs_between(t, now);
+            (secs > 0.0).then(|| m.accepted_since_throttle as f64 / secs)
+        });
+        let period = Period {
+            secs: secs_between(start, now),
+            accepted: m.accepted as f64,
+            after_hold: m.after_hold,
+            slow_start: m.slow_start,
+            sustained,
+        };
+        m.start = None;
+        m.accepted = 0;
+        m.after_hold = held;
+        m.slow_start = false;
+        m.last_throttle = Some(now);
+        m.accepted_since_throttle = 0;
+        period
+    }
+
+    /// Held, or out of quota.
+    pub(super) fn is_limited(&self, now: Instant) -> bool {
+        self.hold_until.is_some_and(|u| now < u)
+            || self.resource_holds.iter().any(|&(_, u)| now < u)
+            || self.quotas.is_exhausted(now)
+    }
+
+    /// Whether forgetting this key loses anything a fresh key would not
+    /// relearn for free (evicted last).
+    pub(super) fn knows_something(&self, now: Instant) -> bool {
+        self.is_limited(now)
+            || self.quotas.knows_something(now)
+            || self.learner.as_ref().is_some_and(Learner::is_measured)
+    }
+
+    /// The hold of the whole host, if any (for the shared store and tests).
+    #[cfg(test)]
+    pub(super) fn hold_until(&self) -> Option<Instant> {
+        self.hold_until
+    }
+}

@@ -1,0 +1,182 @@
+//! The handles a request holds: a place in a key's queue ([`Waiting`]) and,
+//! once released, a [`Permit`]. Dropping either gives back what it holds.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::time::{Instant, Sleep};
+
+use super::model::{Grant, Need};
+use super::response::Outcome;
+use super::table::{Acquire, Finish, Gate, TicketPoll};
+
+/// A granted release. Dropping it without [`Permit::finish`] gives back
+/// what it holds: everything if the request was never sent, the in-flight
+/// slot otherwise.
+pub(crate) struct Permit {
+    gate: Arc<Gate>,
+    key: u64,
+    grant: Grant,
+    sent: bool,
+    done: bool,
+}
+
+impl Permit {
+    pub(super) fn new(gate: Arc<Gate>, key: u64, grant: Grant) -> Self {
+        Permit {
+            gate,
+            key,
+            grant,
+            sent: false,
+            done: false,
+        }
+    }
+
+    /// The request has been handed to the inner service.
+    pub(crate) fn mark_sent(&mut self) {
+        self.sent = true;
+    }
+
+    /// The inner service answered (or failed, with `None`).
+    pub(crate) fn finish(mut self, outcome: Option<&Outcome>) {
+        self.done = true;
+        let finish = match outcome {
+            Some(outcome) => Finish::Answered(outcome),
+            None => Finish::Failed,
+        };
+        self.gate.complete(self.key, self.grant, finish);
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if !self.done {
+            let finish = if self.sent {
+                Finish::Failed
+            } else {
+                Finish::Unsent
+            };
+            self.gate.complete(self.key, self.grant, finish);
+        }
+    }
+}
+
+impl fmt::Debug for Permit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Permit")
+            .field("key", &format_args!("{:016x}", self.key))
+            .field("sent", &self.sent)
+            .finish()
+    }
+}
+
+/// A place in a key's queue. Dropping it leaves the queue (cancel-safety).
+pub(crate) struct Waiting {
+    gate: Arc<Gate>,
+    key: u64,
+    ticket: u64,
+    need: Need,
+    deadline: Option<Instant>,
+    since: Instant,
+    /// The keeper's timer; boxed so the future stays `Unpin`-agnostic, and
+    /// reused across re-arms.
+    sleep: Option<Pin<Box<Sleep>>>,
+    done: bool,
+}
+
+impl Waiting {
+    pub(super) fn new(
+        gate: Arc<Gate>,
+        key: u64,
+        ticket: u64,
+        need: Need,
+        deadline: Option<Instant>,
+    ) -> Self {
+        Waiting {
+            gate,
+            key,
+            ticket,
+            need,
+            deadline,
+            since: Instant::now(),
+            sleep: None,
+            done: false,
+        }
+    }
+
+    /// Ready with a permit, or with the wait that made the gate refuse.
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<Permit, Duration>> {
+        // Bounded: each turn either returns or found its timer already due,
+        // which a granted or re-armed keeper cannot be twice in a row.
+        for _ in 0..8 {
+            match self.gate.poll_ticket(self.key, self.ticket, cx.waker()) {
+                TicketPoll::Granted(permit) => {
+                    self.done = true;
+                    tracing::debug!(
+                        key = %format_args!("{:016x}", self.key),
+                        waited = ?self.since.elapsed(),
+                        "rate limit: request released"
+                    );
+                    return Poll::Ready(Ok(permit));
+                }
+                TicketPoll::Refused(wait) => {
+                    self.done = true;
+                    return Poll::Ready(Err(wait));
+                }
+                TicketPoll::Lost => match self.gate.acquire(self.key, self.need, self.deadline) {
+                    Acquire::Go(permit) => {
+                        self.done = true;
+                        return Poll::Ready(Ok(permit));
+                    }
+                    Acquire::Refuse(wait) => {
+                        self.done = true;
+                        return Poll::Ready(Err(wait));
+                    }
+                    Acquire::Wait(mut again, _) => {
+                        // Take over the new place in line.
+                        self.ticket = again.ticket;
+                        again.done = true;
+                    }
+                },
+                TicketPoll::Pending(None) => return Poll::Pending,
+                TicketPoll::Pending(Some(at)) => {
+                    let sleep = match &mut self.sleep {
+                        Some(sleep) => {
+                            if sleep.deadline() != at {
+                                sleep.as_mut().reset(at);
+                            }
+                            sleep
+                        }
+                        None => self.sleep.insert(Box::pin(tokio::time::sleep_until(at))),
+                    };
+                    if sleep.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                }
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if !self.done {
+            self.gate.cancel(self.key, self.ticket);
+        }
+    }
+}
+
+impl fmt::Debug for Waiting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Waiting")
+            .field("key", &format_args!("{:016x}", self.key))
+            .field("ticket", &self.ticket)
+            .finish_non_exhaustive()
+    }
+}

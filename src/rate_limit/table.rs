@@ -1,0 +1,384 @@
+//! The state every clone of the layer and service shares: a table of
+//! [`Entry`]s, one per key, behind one lock, and the operations a request's
+//! life calls on it (acquire, poll, cancel, complete).
+//!
+//! One `std::sync::Mutex` guards the table: every critical section is a few
+//! hash-map and arithmetic operations, never an `.await`, a user callback or
+//! a waker (wakers are called after unlocking).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher, RandomState};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Waker;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::entry::{Decision, Entry, Parked, Waiter};
+use super::limit::Limit;
+use super::model::{Admit, Grant, Knobs, Limited, Need, Uncounted};
+use super::permit::{Permit, Waiting};
+use super::response::Outcome;
+use super::time::after;
+use super::GateStats;
+
+/// The layer's settings.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) max_wait: Duration,
+    /// Whether requests past `max_wait` (or their deadline) are refused
+    /// with a local 429, rather than released.
+    pub(crate) refuses: bool,
+    pub(crate) max_hold: Duration,
+    pub(crate) slow_start: bool,
+    pub(crate) max_keys: usize,
+    pub(crate) limits: Arc<[Limit]>,
+}
+
+impl Config {
+    fn knobs(&self) -> Knobs {
+        Knobs {
+            slow_start: self.slow_start,
+            max_hold: self.max_hold,
+        }
+    }
+}
+
+pub(crate) struct Gate {
+    pub(crate) config: Config,
+    /// Seeds key hashes, so that key collisions cannot be planned.
+    pub(crate) hasher: RandomState,
+    /// Whether any response has named a resource: only then do requests
+    /// need their route computed.
+    scoped: AtomicBool,
+    state: Mutex<State>,
+}
+
+/// Keys are already uniform hashes: the map need not hash them again.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+struct State {
+    entries: HashMap<u64, Entry, BuildHasherDefault<KeyHasher>>,
+    /// LRU clock: bumped on every use of an entry.
+    tick: u64,
+    next_ticket: u64,
+}
+
+/// The answer to a new request.
+pub(crate) enum Acquire {
+    /// Go now.
+    Go(Permit),
+    /// Wait in line (at most this long).
+    Wait(Waiting, Duration),
+    /// The wait would exceed `max_wait` or the request's deadline.
+    Refuse(Duration),
+}
+
+pub(super) enum TicketPoll {
+    Granted(Permit),
+    Refused(Duration),
+    /// Still waiting; the keeper gets the instant to sleep until.
+    Pending(Option<Instant>),
+    Lost,
+}
+
+/// How a granted release ended.
+pub(super) enum Finish<'a> {
+    /// Dropped before reaching the inner service: everything comes back.
+    Unsent,
+    /// The inner service failed or the future was dropped in flight: the
+    /// server may have counted it, so only the in-flight slot comes back.
+    Failed,
+    Answered(&'a Outcome),
+}
+
+impl Gate {
+    pub(crate) fn new(config: Config) -> Self {
+        Gate {
+            config,
+            hasher: RandomState::new(),
+            scoped: AtomicBool::new(false),
+            state: Mutex::new(State {
+                entries: HashMap::default(),
+                tick: 0,
+                next_ticket: 0,
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // No code that can panic runs under the lock except our own
+        // arithmetic; if it ever did, the state is still consistent enough
+        // to keep serving.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether requests should carry their route (a resource was named).
+    pub(crate) fn needs_routes(&self) -> bool {
+        self.scoped.load(Ordering::Relaxed)
+    }
+
+    /// Admission of a new request for `key`.
+    pub(crate) fn acquire(
+        self: &Arc<Self>,
+        key: u64,
+        mut need: Need,
+        deadline: Option<Instant>,
+    ) -> Acquire {
+        let now = Instant::now();
+        let config = &self.config;
+        let knobs = config.knobs();
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let ticket = state.next_ticket;
+        state.next_ticket += 1;
+        let entry = state.entry(key, now, knobs, config);
+        if need.resource.is_none() && need.route != 0 {
+            need.resource = entry.resource_of(need.route);
+        }
+        let bound = deadline.map_or(after(now, config.max_hold), |d| {
+            d.min(after(now, config.max_hold))
+        });
+        let refuse_at = config
+            .refuses
+            .then(|| bound.min(after(now, config.max_wait)));
+        if entry.line_is_free() {
+            let verdict = entry
+                .constraints
+                .check(now, entry.in_flight(), &need, knobs);
+            if verdict.admit == Admit::Now || (refuse_at.is_none() && bound <= now) {
+                let grant = entry.grant(now, need);
+                drop(guard);
+                return Acquire::Go(Permit::new(self.clone(), key, grant));
+            }
+        }
+        let wait = match refuse_at {
+            Some(refuse_at) => {
+                let queued = entry.queued();
+                let mine = Uncounted {
+                    requests: queued.requests + 1,
+                    tokens: queued.tokens.saturating_add(need.cost),
+                };
+                let at = entry.constraints.estimate(now, mine, &need);
+                if at > refuse_at {
+                    return Acquire::Refuse(at.saturating_duration_since(now));
+                }
+                at.saturating_duration_since(now)
+            }
+            None => bound.saturating_duration_since(now),
+        };
+        entry.queue.push_back(Waiter {
+            ticket,
+            need,
+            refuse_at,
+            release_at: bound,
+            waker: None,
+        });
+        drop(guard);
+        Acquire::Wait(
+            Waiting::new(self.clone(), key, ticket, need, deadline),
+            wait,
+        )
+    }
+
+    pub(super) fn poll_ticket(
+        self: &Arc<Self>,
+        key: u64,
+        ticket: u64,
+        waker: &Waker,
+    ) -> TicketPoll {
+        let now = Instant::now();
+        let knobs = self.config.knobs();
+        let mut wake = Vec::new();
+        let result = {
+            let mut guard = self.lock();
+            let Some(entry) = guard.entries.get_mut(&key) else {
+                return TicketPoll::Lost;
+            };
+            let mut decision = entry.take_decision(ticket);
+            if decision.is_none() {
+                entry.pump(now, knobs, Some(ticket), &mut wake);
+                decision = entry.take_decision(ticket);
+            }
+            match decision {
+                Some(Decision::Granted(grant)) => Ok(grant),
+                Some(Decision::Refused(wait)) => Err(TicketPoll::Refused(wait)),
+                None => Err(match entry.park(ticket, waker) {
+                    Parked::Pending(at) => TicketPoll::Pending(at),
+                    Parked::Lost => TicketPoll::Lost,
+                }),
+            }
+        };
+        for w in wake {
+            w.wake();
+        }
+        match result {
+            Ok(grant) => TicketPoll::Granted(Permit::new(self.clone(), key, grant)),
+            Err(other) => other,
+        }
+    }
+
+    /// A waiter went away: out of the queue, or, if it had already been
+    /// granted without noticing, its release comes back.
+    pub(super) fn cancel(&self, key: u64, ticket: u64) {
+        self.with_entry(key, |entry, now, _| match entry.take_decision(ticket) {
+            Some(Decision::Granted(grant)) => entry.ungrant(now, grant),
+            Some(Decision::Refused(_)) => {}
+            None => entry.leave(ticket),
+        });
+    }
+
+    pub(super) fn complete(&self, key: u64, grant: Grant, finish: Finish<'_>) {
+        let knobs = self.config.knobs();
+        self.with_entry(key, |entry, now, wake| match finish {
+            Finish::Unsent => entry.ungrant(now, grant),
+            Finish::Failed => entry.land(grant),
+            Finish::Answered(outcome) => {
+                let uncounted = entry.not_yet_counted(now, grant);
+                let next_seq = entry.next_seq();
+                let (limited, named) = entry
+                    .constraints
+                    .on_response(now, outcome, grant, uncounted, next_seq, knobs);
+                if let Some(resource) = named {
+                    if grant.need.route != 0 {
+                        entry.learn_route(grant.need.route, resource);
+                    }
+                    self.scoped.store(true, Ordering::Relaxed);
+                }
+                entry.land(grant);
+                if let Some(limited) = limited {
+                    trace_limited(key, limited, entry.queue.len());
+                    entry.sweep(now, wake);
+                }
+            }
+        });
+    }
+
+    /// Runs `f` on `key`'s entry, then pumps it; wakers are called after
+    /// the lock is released.
+    fn with_entry(&self, key: u64, f: impl FnOnce(&mut Entry, Instant, &mut Vec<Waker>)) {
+        let now = Instant::now();
+        let knobs = self.config.knobs();
+        let mut wake = Vec::new();
+        {
+            let mut guard = self.lock();
+            let Some(entry) = guard.entries.get_mut(&key) else {
+                return;
+            };
+            f(entry, now, &mut wake);
+            entry.pump(now, knobs, None, &mut wake);
+        }
+        for w in wake {
+            w.wake();
+        }
+    }
+
+    pub(crate) fn stats(&self) -> GateStats {
+        let now = Instant::now();
+        let guard = self.lock();
+        let mut stats = GateStats {
+            keys: guard.entries.len(),
+            ..GateStats::default()
+        };
+        for entry in guard.entries.values() {
+            stats.waiting += entry.queue.len();
+            stats.in_flight += entry.in_flight() as usize;
+            stats.limited_keys += usize::from(entry.constraints.is_limited(now));
+        }
+        stats
+    }
+}
+
+impl fmt::Debug for Gate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Gate")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl State {
+    /// The entry for `key`, created if new; at `max_keys`, idle entries are
+    /// evicted first.
+    fn entry(&mut self, key: u64, now: Instant, knobs: Knobs, config: &Config) -> &mut Entry {
+        self.tick += 1;
+        let max_keys = config.max_keys.max(1);
+        if !self.entries.contains_key(&key) && self.entries.len() >= max_keys {
+            self.evict(now, max_keys);
+        }
+        let tick = self.tick;
+        let entry = self
+            .entries
+            .entry(key)
+            .or_insert_with(|| Entry::new(now, knobs, &config.limits, tick));
+        entry.used = tick;
+        entry
+    }
+
+    /// Evicts an eighth of `max_keys` at once, so that the scan is paid once
+    /// per many insertions: idle keys only (a key with requests waiting or in
+    /// flight is in use), those that know nothing worth keeping first (their
+    /// hold or reset has passed), then least recently used.
+    fn evict(&mut self, now: Instant, max_keys: usize) {
+        let target = max_keys - max_keys / 8;
+        let excess = (self.entries.len() + 1).saturating_sub(target);
+        let mut idle: Vec<(bool, u64, u64)> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.is_idle())
+            .map(|(&k, e)| (e.constraints.knows_something(now), e.used, k))
+            .collect();
+        let n = excess.min(idle.len());
+        if n == 0 {
+            return;
+        }
+        idle.select_nth_unstable_by_key(n - 1, |&(knows, used, _)| (knows, used));
+        for &(_, _, key) in &idle[..n] {
+            self.entries.remove(&key);
+        }
+        tracing::debug!(
+            evicted = n,
+            keys = self.entries.len(),
+            "rate limit: evicted idle keys"
+        );
+    }
+}
+
+fn trace_limited(key: u64, limited: Limited, waiting: usize) {
+    let key = format_args!("{key:016x}");
+    match limited {
+        Limited::Held(hold) => {
+            tracing::info!(%key, ?hold, waiting, "rate limit: server throttled, key held");
+        }
+        Limited::Exhausted(reset) => {
+            tracing::info!(%key, ?reset, waiting, "rate limit: quota exhausted until reset");
+        }
+        Limited::Throttled => {
+            tracing::debug!(%key, waiting, "rate limit: server throttled, pacing slower");
+        }
+        Limited::Distrusted => {
+            tracing::info!(
+                %key,
+                waiting,
+                "rate limit: the server throttles while its headers claim room; learning its rate instead"
+            );
+        }
+    }
+}
