@@ -6,7 +6,7 @@
 //! would only be paced together.
 
 use std::fmt;
-use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::hash::{BuildHasher, DefaultHasher, Hash, Hasher, RandomState};
 use std::sync::Arc;
 
 use http::request::Parts;
@@ -27,9 +27,64 @@ pub(crate) enum KeyFn {
     Custom(Arc<CustomKey>),
 }
 
-type CustomKey = dyn Fn(&Parts, &RandomState) -> u64 + Send + Sync;
+type CustomKey = dyn Fn(&Parts, &KeyHasher) -> u64 + Send + Sync;
 type CostFn = dyn Fn(&Parts) -> u64 + Send + Sync;
 type ScopeFn = dyn Fn(&Parts) -> Option<u64> + Send + Sync;
+
+/// How keys are hashed: seeded per process by default, so that collisions
+/// cannot be planned; with a shared store, the same in every process
+/// (FNV-1a), so that all processes name a key alike.
+#[derive(Clone, Debug)]
+pub(crate) enum KeyHasher {
+    Seeded(RandomState),
+    Fixed,
+}
+
+impl Default for KeyHasher {
+    fn default() -> Self {
+        KeyHasher::Seeded(RandomState::new())
+    }
+}
+
+/// The hasher [`KeyHasher`] builds.
+pub(crate) enum KeyHash {
+    Seeded(DefaultHasher),
+    Fnv(u64),
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+impl BuildHasher for KeyHasher {
+    type Hasher = KeyHash;
+
+    fn build_hasher(&self) -> KeyHash {
+        match self {
+            KeyHasher::Seeded(s) => KeyHash::Seeded(s.build_hasher()),
+            KeyHasher::Fixed => KeyHash::Fnv(FNV_OFFSET),
+        }
+    }
+}
+
+impl Hasher for KeyHash {
+    fn finish(&self) -> u64 {
+        match self {
+            KeyHash::Seeded(h) => h.finish(),
+            KeyHash::Fnv(h) => *h,
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        match self {
+            KeyHash::Seeded(h) => h.write(bytes),
+            KeyHash::Fnv(h) => {
+                for &b in bytes {
+                    *h = (*h ^ u64::from(b)).wrapping_mul(FNV_PRIME);
+                }
+            }
+        }
+    }
+}
 
 /// Everything the gate reads off a request: its key, what it needs (cost,
 /// resource, route) and its deadline.
@@ -72,7 +127,7 @@ impl RequestFns {
     /// Reads `req`. `routes`: whether to compute the route (only once a
     /// server has named a resource). Without user functions nothing is
     /// moved or allocated.
-    pub(crate) fn read<B>(&self, req: Request<B>, hasher: &RandomState, routes: bool) -> Read<B> {
+    pub(crate) fn read<B>(&self, req: Request<B>, hasher: &KeyHasher, routes: bool) -> Read<B> {
         let ext = req.extensions();
         let deadline = ext.get::<Deadline>().map(|d| d.0);
         let given_cost = ext.get::<RequestCost>().map(|c| c.0);
@@ -134,7 +189,7 @@ impl KeyFn {
 
     /// The key of `req`. The request is taken and given back because a custom
     /// function sees `Parts`, which only `into_parts` can lend (a move, no copy).
-    pub(crate) fn key<B>(&self, req: Request<B>, hasher: &RandomState) -> (u64, Request<B>) {
+    pub(crate) fn key<B>(&self, req: Request<B>, hasher: &KeyHasher) -> (u64, Request<B>) {
         match self {
             KeyFn::Authority => (authority_key(&req, hasher), req),
             KeyFn::Custom(f) => {
@@ -146,7 +201,7 @@ impl KeyFn {
     }
 
     /// The key of a request already taken apart.
-    fn key_parts(&self, parts: &Parts, hasher: &RandomState) -> u64 {
+    fn key_parts(&self, parts: &Parts, hasher: &KeyHasher) -> u64 {
         match self {
             KeyFn::Authority => {
                 hasher.hash_one(CaseFolded(authority_of(&parts.uri, &parts.headers)))
@@ -169,7 +224,7 @@ impl fmt::Debug for KeyFn {
 /// sends), else the `Host` header (origin-form, as axum or tonic requests
 /// carry), else the empty name. Hosts are case-insensitive (RFC 3986 §3.2.2),
 /// so ASCII case is folded while hashing.
-fn authority_key<B>(req: &Request<B>, hasher: &RandomState) -> u64 {
+fn authority_key<B>(req: &Request<B>, hasher: &KeyHasher) -> u64 {
     hasher.hash_one(CaseFolded(authority_of(req.uri(), req.headers())))
 }
 
@@ -205,13 +260,13 @@ impl Hash for CaseFolded<'_> {
 mod tests {
     use super::*;
 
-    fn key_of(req: Request<()>, key_fn: &KeyFn, hasher: &RandomState) -> u64 {
+    fn key_of(req: Request<()>, key_fn: &KeyFn, hasher: &KeyHasher) -> u64 {
         key_fn.key(req, hasher).0
     }
 
     #[test]
     fn default_key_is_authority_then_host_then_empty() {
-        let hasher = RandomState::new();
+        let hasher = KeyHasher::default();
         let k = KeyFn::Authority;
         let abs = Request::get("https://API.example.com/v1/x")
             .body(())
@@ -237,7 +292,7 @@ mod tests {
 
     #[test]
     fn custom_key_sees_the_request_head() {
-        let hasher = RandomState::new();
+        let hasher = KeyHasher::default();
         let k = KeyFn::custom(|parts: &Parts| parts.uri.path().to_owned());
         let a = Request::get("https://x/a").body(()).unwrap();
         let a2 = Request::get("https://y/a").body(()).unwrap();
@@ -247,6 +302,18 @@ mod tests {
             key_of(Request::get("https://x/a").body(()).unwrap(), &k, &hasher),
             key_of(b, &k, &hasher)
         );
+    }
+
+    #[test]
+    fn the_fixed_hasher_names_a_key_alike_in_every_process() {
+        // FNV-1a of "a": the same in every process and every run.
+        let mut h = KeyHasher::Fixed.build_hasher();
+        h.write(b"a");
+        assert_eq!(h.finish(), 0xaf63_dc4c_8601_ec8c);
+        let req = || Request::get("https://API.example.com/").body(()).unwrap();
+        let a = key_of(req(), &KeyFn::Authority, &KeyHasher::Fixed);
+        let b = key_of(req(), &KeyFn::Authority, &KeyHasher::Fixed);
+        assert_eq!(a, b);
     }
 
     #[test]

@@ -121,6 +121,8 @@ mod quotas;
 mod refusal;
 mod response;
 mod service;
+#[cfg(feature = "redis")]
+mod shared;
 mod slow_start;
 #[cfg(feature = "redis")]
 mod store;

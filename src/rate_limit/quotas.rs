@@ -219,6 +219,16 @@ impl Quotas {
         self.items.iter().any(Tracked::paces_requests)
     }
 
+    /// The slowest pace of the quotas that pace requests (`(rate, size)`).
+    #[cfg(feature = "redis")]
+    pub(super) fn request_pace(&self) -> Option<(f64, f64)> {
+        self.items
+            .iter()
+            .filter(|t| t.paces_requests())
+            .filter_map(|t| t.quota.pace())
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+    }
+
     /// Whether any quota binding the whole host is believed.
     pub(super) fn trusted_host_wide(&self) -> bool {
         self.items.iter().any(|t| t.trusted && t.resource.is_none())

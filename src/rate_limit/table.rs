@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher, RandomState};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
@@ -17,6 +17,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::entry::{Decision, Entry, Parked, Waiter};
+use super::key::KeyHasher as HashKeys;
 use super::limit::Limit;
 use super::model::{Admit, Grant, Knobs, Limited, Need, Uncounted};
 use super::permit::{Permit, Waiting};
@@ -35,6 +36,9 @@ pub(crate) struct Config {
     pub(crate) slow_start: bool,
     pub(crate) max_keys: usize,
     pub(crate) limits: Arc<[Limit]>,
+    /// Shares what the gate knows with other processes.
+    #[cfg(feature = "redis")]
+    pub(crate) store: Option<super::RedisStore>,
 }
 
 impl Config {
@@ -48,8 +52,9 @@ impl Config {
 
 pub(crate) struct Gate {
     pub(crate) config: Config,
-    /// Seeds key hashes, so that key collisions cannot be planned.
-    pub(crate) hasher: RandomState,
+    /// Seeds key hashes, so that key collisions cannot be planned (fixed
+    /// with a store, so that every process names a key alike).
+    pub(crate) hasher: HashKeys,
     /// Whether any response has named a resource: only then do requests
     /// need their route computed.
     scoped: AtomicBool,
@@ -110,10 +115,29 @@ pub(super) enum Finish<'a> {
 }
 
 impl Gate {
-    pub(crate) fn new(config: Config) -> Self {
+    pub(crate) fn new(config: Config) -> Arc<Self> {
+        #[cfg(feature = "redis")]
+        if let Some(store) = &config.store {
+            let store = store.clone();
+            return Arc::new_cyclic(|gate: &std::sync::Weak<Gate>| {
+                let gate = gate.clone();
+                let mut config = config;
+                // The store holds the gate weakly: no cycle keeps either alive.
+                config.store = Some(store.with_notify(Arc::new(move |name: &str| {
+                    if let Some(gate) = gate.upgrade() {
+                        gate.poke(name);
+                    }
+                })));
+                Gate::build(config, HashKeys::Fixed)
+            });
+        }
+        Arc::new(Gate::build(config, HashKeys::default()))
+    }
+
+    fn build(config: Config, hasher: HashKeys) -> Self {
         Gate {
             config,
-            hasher: RandomState::new(),
+            hasher,
             scoped: AtomicBool::new(false),
             state: Mutex::new(State {
                 entries: HashMap::default(),
@@ -271,6 +295,15 @@ impl Gate {
         });
     }
 
+    /// News from the store about a key (`{prefix}:{key hex}`): pump it.
+    #[cfg(feature = "redis")]
+    fn poke(&self, name: &str) {
+        let hex = name.rsplit(':').next().unwrap_or_default();
+        if let Ok(key) = u64::from_str_radix(hex, 16) {
+            self.with_entry(key, |_, _, _| {});
+        }
+    }
+
     /// Runs `f` on `key`'s entry, then pumps it; wakers are called after
     /// the lock is released.
     fn with_entry(&self, key: u64, f: impl FnOnce(&mut Entry, Instant, &mut Vec<Waker>)) {
@@ -324,10 +357,16 @@ impl State {
             self.evict(now, max_keys);
         }
         let tick = self.tick;
-        let entry = self
-            .entries
-            .entry(key)
-            .or_insert_with(|| Entry::new(now, knobs, &config.limits, tick));
+        let entry = self.entries.entry(key).or_insert_with(|| {
+            #[allow(unused_mut)]
+            let mut entry = Entry::new(now, knobs, &config.limits, tick);
+            #[cfg(feature = "redis")]
+            if let Some(store) = &config.store {
+                let shared = super::shared::Shared::new(store, key, &config.limits);
+                entry.constraints.share(shared);
+            }
+            entry
+        });
         entry.used = tick;
         entry
     }

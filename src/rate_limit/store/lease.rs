@@ -41,13 +41,11 @@ impl Pace {
         extra.saturating_mul(self.interval_us())
     }
 
-    /// The largest batch worth reserving: 100 ms of the rate, no more than
-    /// half the burst (so one process does not take the whole burst), at
-    /// least one unit.
+    /// The largest batch worth reserving: 50 ms of the rate (each unit is
+    /// dated, so a batch never lets a process go faster than the pace),
+    /// 1 to 64 units.
     pub(super) fn target_batch(&self) -> u64 {
-        let by_rate = (self.rate * 0.1).floor() as u64;
-        let by_burst = (self.burst / 2.0).floor() as u64;
-        by_rate.min(by_burst).max(1)
+        ((self.rate * 0.05).floor() as u64).clamp(1, 64)
     }
 }
 
@@ -220,6 +218,14 @@ mod tests {
         assert_eq!(PACE.interval_us(), 10_000);
         assert_eq!(PACE.tau_us(), 90_000);
         assert_eq!(PACE.target_batch(), 5);
+        assert_eq!(
+            Pace {
+                rate: 1e6,
+                burst: 1.0
+            }
+            .target_batch(),
+            64
+        );
         let slow = Pace {
             rate: 0.5,
             burst: 1.0,

@@ -9,13 +9,15 @@
 //! * **Pacing** is an atomic reservation, one Lua script answering "the
 //!   earliest time these units may go" (GCRA, on the server's clock), so
 //!   that all processes together never exceed the rate plus the burst.
-//!   Units are reserved in batches (up to 100 ms of the rate, at most half
-//!   the burst) and spent locally: Redis sees one call per batch, not per
-//!   request. A batch is fetched before the last one runs out.
+//!   Units are reserved in batches (up to 50 ms of the rate, each unit dated)
+//!   and spent locally: Redis sees one call per batch, not per request. A
+//!   batch is fetched before the last one runs out.
 //! * **Holds** are published (the longest wins) and read back with every
 //!   batch, or every 100 ms while a key is in use without pacing.
 //! * **The learned rate** of a key is published too; the lowest one offered
-//!   in the last 30 s wins.
+//!   in the last 30 s wins. So are the responses the server accepted, so that
+//!   a rate is learned from what the server accepted from all processes,
+//!   not from one.
 //!
 //! Keys are `{prefix}:{key hash}:{what}`, where the hash is the same in every
 //! process; every key expires once unused (a minute after its last
@@ -132,6 +134,10 @@ struct KeyState {
     synced: Option<Instant>,
     syncing: bool,
     used: Instant,
+    /// Responses accepted here and not yet added in Redis.
+    unsent: u64,
+    /// Responses accepted by all processes, as last read.
+    accepted: u64,
 }
 
 /// A background call.
@@ -403,6 +409,26 @@ impl RedisStore {
         }
     }
 
+    /// Counts a response the server accepted for `key` (added in Redis with
+    /// the next call).
+    #[doc(hidden)]
+    pub fn count_accepted(&self, key: &str) {
+        let now = Instant::now();
+        let mut table = self.inner.lock();
+        if let Some(ks) = entry(&mut table, key, now) {
+            ks.unsent += 1;
+        }
+    }
+
+    /// Responses the server accepted for `key`, all processes together, as
+    /// far as this one knows (read back with every call, every 100 ms while
+    /// the key is in use).
+    #[doc(hidden)]
+    pub fn accepted(&self, key: &str) -> u64 {
+        let table = self.inner.lock();
+        table.get(key).map_or(0, |ks| ks.accepted + ks.unsent)
+    }
+
     /// How long a refill may be in flight before it is presumed lost.
     fn stale(&self) -> Duration {
         CONNECT_TIMEOUT + self.inner.config.timeout + Duration::from_millis(10)
@@ -449,6 +475,7 @@ impl Inner {
         };
         let hold_key = format!("{key}:hold");
         let rate_key = format!("{key}:rate");
+        let accepted_key = format!("{key}:accepted");
         let keys = Keys {
             pace: if pace_key.is_empty() {
                 &rate_key
@@ -457,7 +484,12 @@ impl Inner {
             },
             hold: &hold_key,
             rate: &rate_key,
+            accepted: &accepted_key,
         };
+        let accepted = self
+            .lock()
+            .get_mut(&key)
+            .map_or(0, |ks| std::mem::take(&mut ks.unsent));
         let op = match &job {
             Job::Refill { pace, n, .. } => Op::Reserve {
                 n: *n,
@@ -473,12 +505,18 @@ impl Inner {
             },
             Job::Peek => Op::Peek,
         };
-        let reply = self.call(&keys, op).await;
+        let reply = self.call(&keys, op, accepted).await;
         let now = Instant::now();
         let tell = {
             let mut table = self.lock();
             match table.get_mut(&key) {
-                Some(ks) => ks.record(&job, reply.as_ref().ok(), now),
+                Some(ks) => {
+                    if reply.is_err() {
+                        // Not counted in Redis: counted with the next call.
+                        ks.unsent += accepted;
+                    }
+                    ks.record(&job, reply.as_ref().ok(), now)
+                }
                 None => false,
             }
         };
@@ -489,7 +527,7 @@ impl Inner {
         }
     }
 
-    async fn call(&self, keys: &Keys<'_>, op: Op) -> Result<Reply, String> {
+    async fn call(&self, keys: &Keys<'_>, op: Op, accepted: u64) -> Result<Reply, String> {
         let link = &self.link;
         let result = async {
             let mut conn = match timeout(CONNECT_TIMEOUT, link.connection()).await {
@@ -498,7 +536,7 @@ impl Inner {
                 Err(_) => return Err(format!("no connection within {CONNECT_TIMEOUT:?}")),
             };
             link.count_call();
-            let call = self.calls.call(&mut conn, keys, op);
+            let call = self.calls.call(&mut conn, keys, op, accepted);
             match timeout(self.config.timeout, call).await {
                 Ok(Ok(reply)) => Ok(reply),
                 Ok(Err(e)) => Err(e.to_string()),
@@ -523,6 +561,8 @@ impl KeyState {
             synced: None,
             syncing: false,
             used: now,
+            unsent: 0,
+            accepted: 0,
         }
     }
 
@@ -560,6 +600,7 @@ impl KeyState {
             return tell;
         };
         self.synced = Some(now);
+        self.accepted = self.accepted.max(r.accepted);
         if r.hold > 0 {
             let until = crate::rate_limit::time::after(now, micros(r.hold));
             if self.hold.is_none_or(|h| until > h) {

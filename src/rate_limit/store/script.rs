@@ -17,32 +17,41 @@ use redis::{RedisResult, Script};
 
 /// `KEYS[1]`: pace state (hash: `t` = tat µs, `n` = units granted so far);
 /// `KEYS[2]`: hold (string: until µs); `KEYS[3]`: shared rate (hash: `r`,
-/// `e` = expiry µs). `ARGV[1]` is the mode. Every mode answers
-/// `{granted, first, floor, hold, rate, rate_expiry, total}` (offsets in µs
-/// from the server's now; `rate` a string or nil).
+/// `e` = expiry µs); `KEYS[4]`: responses accepted by the server, all
+/// processes together. `ARGV[1]` is the mode, `ARGV[2]` the accepted
+/// responses to add. Every mode answers `{granted, first, floor, hold, rate,
+/// rate_expiry, total, accepted}` (offsets in µs from the server's now;
+/// `rate` a string or nil).
 const LUA: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local function fmt(x) return string.format('%.0f', x) end
 local mode = ARGV[1]
+local acc
+if tonumber(ARGV[2]) > 0 then
+  acc = redis.call('INCRBY', KEYS[4], ARGV[2])
+  redis.call('PEXPIRE', KEYS[4], 600000)
+else
+  acc = tonumber(redis.call('GET', KEYS[4]) or '0') or 0
+end
 local hold = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
 local granted, first, floor, total = 0, 0, 0, 0
 if mode == 'hold' then
-  local till = now + tonumber(ARGV[2])
+  local till = now + tonumber(ARGV[3])
   if till > hold then
     hold = till
     redis.call('SET', KEYS[2], fmt(hold), 'PX', math.ceil((hold - now) / 1000) + 1000)
   end
 elseif mode == 'rate' then
-  local r = tonumber(ARGV[2])
+  local r = tonumber(ARGV[3])
   local cur = redis.call('HMGET', KEYS[3], 'r', 'e')
   local cr, ce = tonumber(cur[1]), tonumber(cur[2])
   if cr == nil or ce == nil or ce <= now or r <= cr then
-    redis.call('HSET', KEYS[3], 'r', ARGV[2], 'e', fmt(now + tonumber(ARGV[3])))
-    redis.call('PEXPIRE', KEYS[3], math.ceil(tonumber(ARGV[3]) / 1000) + 1000)
+    redis.call('HSET', KEYS[3], 'r', ARGV[3], 'e', fmt(now + tonumber(ARGV[4])))
+    redis.call('PEXPIRE', KEYS[3], math.ceil(tonumber(ARGV[4]) / 1000) + 1000)
   end
 elseif mode == 'reserve' then
-  local n, T, tau = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+  local n, T, tau = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
   local start = now
   if hold > start then start = hold end
   local st = redis.call('HMGET', KEYS[1], 't', 'n')
@@ -52,14 +61,14 @@ elseif mode == 'reserve' then
   granted, first, floor = n, tat - tau - now, start - now
   tat = tat + n * T
   redis.call('HSET', KEYS[1], 't', fmt(tat), 'n', fmt(total))
-  redis.call('PEXPIRE', KEYS[1], math.ceil((tat - now) / 1000) + tonumber(ARGV[5]))
+  redis.call('PEXPIRE', KEYS[1], math.ceil((tat - now) / 1000) + tonumber(ARGV[6]))
 end
 local rate, rexp = false, 0
 local cur = redis.call('HMGET', KEYS[3], 'r', 'e')
 if cur[1] and tonumber(cur[2]) and tonumber(cur[2]) > now then
   rate, rexp = cur[1], tonumber(cur[2]) - now
 end
-return {granted, first, floor, hold - now, rate, rexp, total}
+return {granted, first, floor, hold - now, rate, rexp, total, acc}
 "#;
 
 /// How long a pace key outlives its last reservation, in ms: long enough to
@@ -73,12 +82,13 @@ pub(super) struct Calls {
     script: Script,
 }
 
-/// The three Redis keys of one pace: `{key}:{constraint}`, `{key}:hold`,
-/// `{key}:rate`.
+/// The Redis keys of one call: `{key}:{constraint}`, `{key}:hold`,
+/// `{key}:rate`, `{key}:accepted`.
 pub(super) struct Keys<'a> {
     pub(super) pace: &'a str,
     pub(super) hold: &'a str,
     pub(super) rate: &'a str,
+    pub(super) accepted: &'a str,
 }
 
 /// What the server said, offsets in µs from its now.
@@ -95,9 +105,11 @@ pub(super) struct Reply {
     pub(super) rate: Option<(f64, i64)>,
     /// Units reserved by all clients since the key was created.
     pub(super) total: u64,
+    /// Responses accepted, as counted by all clients.
+    pub(super) accepted: u64,
 }
 
-type Raw = (i64, i64, i64, i64, Option<String>, i64, i64);
+type Raw = (i64, i64, i64, i64, Option<String>, i64, i64, i64);
 
 /// One call of the script.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -131,9 +143,10 @@ impl Calls {
         conn: &mut MultiplexedConnection,
         keys: &Keys<'_>,
         op: Op,
+        accepted: u64,
     ) -> RedisResult<Reply> {
         let mut inv = self.script.key(keys.pace);
-        inv.key(keys.hold).key(keys.rate);
+        inv.key(keys.hold).key(keys.rate).key(keys.accepted);
         match op {
             Op::Reserve {
                 n,
@@ -141,13 +154,18 @@ impl Calls {
                 tau_us,
             } => inv
                 .arg("reserve")
+                .arg(accepted)
                 .arg(n)
                 .arg(interval_us)
                 .arg(tau_us)
                 .arg(PACE_TTL_MS),
-            Op::Hold { for_us } => inv.arg("hold").arg(for_us),
-            Op::Rate { rate, ttl_us } => inv.arg("rate").arg(format!("{rate:.6}")).arg(ttl_us),
-            Op::Peek => inv.arg("peek"),
+            Op::Hold { for_us } => inv.arg("hold").arg(accepted).arg(for_us),
+            Op::Rate { rate, ttl_us } => inv
+                .arg("rate")
+                .arg(accepted)
+                .arg(format!("{rate:.6}"))
+                .arg(ttl_us),
+            Op::Peek => inv.arg("peek").arg(accepted),
         };
         let raw: Raw = inv.invoke_async(conn).await?;
         Ok(Reply::from_raw(raw))
@@ -155,7 +173,7 @@ impl Calls {
 }
 
 impl Reply {
-    fn from_raw((granted, first, floor, hold, rate, rate_ttl, total): Raw) -> Self {
+    fn from_raw((granted, first, floor, hold, rate, rate_ttl, total, accepted): Raw) -> Self {
         let rate = rate
             .and_then(|r| r.parse::<f64>().ok())
             .filter(|r| r.is_finite() && *r > 0.0)
@@ -167,6 +185,7 @@ impl Reply {
             hold,
             rate,
             total: u64::try_from(total).unwrap_or(0),
+            accepted: u64::try_from(accepted).unwrap_or(0),
         }
     }
 }
