@@ -125,8 +125,8 @@ impl Constraints {
         shared: &super::shared::Shared,
     ) -> Option<super::store::Pace> {
         use super::shared::Shared;
-        if let Some(pace) = self.quotas.request_pace() {
-            return Some(Shared::quota_pace(pace));
+        if let Some(rate) = self.quotas.request_rate() {
+            return Some(Shared::quota_pace(rate));
         }
         let learned = self.learner.as_ref().and_then(|l| l.rate(now));
         let rate = match (learned, shared.rate(now)) {

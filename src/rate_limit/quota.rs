@@ -347,11 +347,11 @@ impl Quota {
         self.rate.is_some()
     }
 
-    /// The rate it refills at and the most it holds, if its rate is known:
-    /// what a fleet sharing it may reserve at.
+    /// The rate it refills at, if known: what a fleet sharing it may
+    /// reserve at.
     #[cfg(feature = "redis")]
-    pub(super) fn pace(&self) -> Option<(f64, f64)> {
-        self.rate.map(|r| (r, self.cap()))
+    pub(super) fn rate(&self) -> Option<f64> {
+        self.rate
     }
 
     pub(super) fn is_exhausted(&self, now: Instant) -> bool {

@@ -219,14 +219,14 @@ impl Quotas {
         self.items.iter().any(Tracked::paces_requests)
     }
 
-    /// The slowest pace of the quotas that pace requests (`(rate, size)`).
+    /// The slowest rate of the quotas that pace requests.
     #[cfg(feature = "redis")]
-    pub(super) fn request_pace(&self) -> Option<(f64, f64)> {
+    pub(super) fn request_rate(&self) -> Option<f64> {
         self.items
             .iter()
             .filter(|t| t.paces_requests())
-            .filter_map(|t| t.quota.pace())
-            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .filter_map(|t| t.quota.rate())
+            .min_by(f64::total_cmp)
     }
 
     /// Whether any quota binding the whole host is believed.

@@ -20,10 +20,8 @@ use super::store::{Pace, RedisStore, Reservation};
 use crate::headers::Unit;
 
 /// Pace this far under a stated quota's rate: a little headroom in the
-/// server's bucket absorbs the jitter between processes' clocks of release.
+/// server's bucket absorbs the jitter between processes' releases.
 const QUOTA_MARGIN: f64 = 0.98;
-/// A quota's shared burst: at most this many seconds of its rate.
-const QUOTA_BURST_SECS: f64 = 0.1;
 
 /// One key's link to the store.
 #[derive(Clone)]
@@ -98,12 +96,13 @@ impl Shared {
         self.store.accepted(&self.name)
     }
 
-    /// The request pace for a quota's `(rate, size)`.
-    pub(super) fn quota_pace((rate, size): (f64, f64)) -> Pace {
-        let rate = rate * QUOTA_MARGIN;
+    /// The request pace for a quota's rate: no burst, since the fleet
+    /// cannot know how much of the server's burst is left, and a throttle
+    /// holds every process (releases at the rate, as after a hold).
+    pub(super) fn quota_pace(rate: f64) -> Pace {
         Pace {
-            rate,
-            burst: size.min(rate * QUOTA_BURST_SECS).max(1.0),
+            rate: rate * QUOTA_MARGIN,
+            burst: 1.0,
         }
     }
 

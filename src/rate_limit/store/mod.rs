@@ -79,7 +79,7 @@ const DEFAULT_BACKOFF: Backoff = Backoff {
 /// Bound on making a connection (the first, and after a failure).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// How often a key in use without pacing reads its hold back.
-const SYNC_EVERY: Duration = Duration::from_millis(100);
+const SYNC_EVERY: Duration = Duration::from_millis(200);
 /// How long a published rate stands.
 const RATE_TTL: Duration = Duration::from_secs(30);
 /// Keys remembered locally before idle ones are forgotten.
