@@ -65,6 +65,12 @@
 //! [`max_keys`](RateLimitAwareLayer::max_keys). Dropping a request's future
 //! while it waits or is in flight gives back whatever it reserved.
 //!
+//! **Many processes, one limit** (feature `redis`): with
+//! [`store`](RateLimitAwareLayer::store), gates in many processes share holds,
+//! learned rates and the pace of every limit through Redis, so that together
+//! they keep to a limit that one API key has for all of them; see
+//! `RedisStore`. Without a store nothing of it is on a request's path.
+//!
 //! `tracing` events: `info` when a key becomes limited (held, or quota
 //! exhausted) and when a request is answered locally; `debug` when a request
 //! is held, released, or a key's learned rate is lowered.

@@ -1,10 +1,12 @@
 //! [`RedisStore`]: what the gate knows, shared by many processes through
-//! Redis (feature `redis`).
+//! Redis (feature `redis`; `redis-tls` adds `rediss://`, with a rustls
+//! `CryptoProvider` the application installs).
 //!
 //! Replicas of a service that call one API with one key share its limit.
-//! Each replica's gate still queues, cancels and orders its own requests,
-//! but the pace they may go at is reserved in Redis, and a hold one replica
-//! learns (a `Retry-After`) holds all of them:
+//! Given to [`RateLimitAwareLayer::store`](super::RateLimitAwareLayer::store),
+//! it lets each replica's gate still queue, cancel and order its own
+//! requests, while the pace they may go at is reserved in Redis, and a hold
+//! one replica learns (a `Retry-After`) holds all of them:
 //!
 //! * **Pacing** is an atomic reservation, one Lua script answering "the
 //!   earliest time these units may go" (GCRA, on the server's clock), so
@@ -37,15 +39,32 @@
 //! # Example
 //!
 //! ```no_run
-//! use tower_backoff::rate_limit::RedisStore;
+//! use std::time::Duration;
+//! use tower_backoff::rate_limit::Limit;
+//! use tower_backoff::{BackoffRetryLayer, RateLimitAwareLayer, RedisStore};
 //!
-//! # async fn run() -> Result<(), tower_backoff::rate_limit::RedisStoreError> {
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! # let http_client = tower::service_fn(|_req: http::Request<String>| async {
+//! #     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+//! # });
+//! // Every replica connects to the same Redis, with the same prefix.
 //! let store = RedisStore::connect("redis://:secret@127.0.0.1:6379")
 //!     .await?
 //!     .prefix("billing-api");
-//! assert!(store.is_sharing());
+//! let client = tower::ServiceBuilder::new()
+//!     .layer(BackoffRetryLayer::exponential(Duration::from_millis(100), Duration::from_secs(10)))
+//!     .layer(
+//!         RateLimitAwareLayer::new()
+//!             .limit(Limit::requests(500, Duration::from_secs(60)))
+//!             .store(store),
+//!     )
+//!     .service(http_client);
+//! # let _ = client;
 //! # Ok(()) }
 //! ```
+//!
+//! Tests and paused clocks: the store's calls are real network calls bounded
+//! by real-time timeouts, so a test using a store runs on tokio's real clock.
 
 mod error;
 mod lease;
