@@ -1,5 +1,5 @@
 //! Cost of one backoff delay: `Schedule::delay` followed by `Jitter::apply`,
-//! for every schedule with no jitter, full jitter and seed 001's ×U(0.5, 1.5).
+//! for every schedule with no jitter, full jitter and the AI-API retry article's ×U(0.5, 1.5).
 //!
 //! Each iteration computes one delay; retries cycle through 0..32 so that the
 //! growing schedules are measured both below and at their cap.

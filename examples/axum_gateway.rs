@@ -71,11 +71,9 @@ async fn forward(State(gw): State<Gateway>, req: Request) -> Response {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let authority = match std::env::args().nth(1) {
-        Some(authority) => authority,
-        None => demo_upstream::flaky_upstream(2).await?.to_string(),
-    };
+async fn main() -> Result<(), demo_upstream::BoxError> {
+    let demo = async { Ok(demo_upstream::flaky_upstream(2).await?.to_string()) };
+    let authority = demo_upstream::target_or(demo).await?;
 
     let upstream = ServiceBuilder::new()
         .layer(

@@ -18,14 +18,8 @@ use tower::{ServiceBuilder, ServiceExt};
 use tower_backoff::{BackoffRetryLayer, RateLimitAwareLayer};
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let url = match std::env::args().nth(1) {
-        Some(url) => url,
-        None => format!(
-            "http://{}/v1/orders",
-            demo_upstream::flaky_upstream(2).await?
-        ),
-    };
+async fn main() -> Result<(), demo_upstream::BoxError> {
+    let url = demo_upstream::target_or(demo_upstream::demo_url("/v1/orders")).await?;
 
     // The stack: retry (with buffering, so streaming bodies up to 64 KiB can
     // be replayed), the rate-limit gate inside it (every attempt waits for

@@ -18,14 +18,8 @@ use tower_backoff::reqwest::{BackoffMiddleware, RateLimitMiddleware};
 use tower_backoff::{Attempt, BackoffRetryLayer, RateLimitAwareLayer};
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let url = match std::env::args().nth(1) {
-        Some(url) => url,
-        None => format!(
-            "http://{}/v1/orders",
-            demo_upstream::flaky_upstream(2).await?
-        ),
-    };
+async fn main() -> Result<(), demo_upstream::BoxError> {
+    let url = demo_upstream::target_or(demo_upstream::demo_url("/v1/orders")).await?;
 
     let retry = BackoffRetryLayer::exponential(Duration::from_millis(100), Duration::from_secs(10))
         .budget(GrpcThrottle::new(100, 0.1))

@@ -15,10 +15,10 @@
 //! and against a fresh server:
 //!
 //! * no retry;
-//! * seed 001's four strategies — constant 1 s, linear step 2 s, exponential
+//! * the AI-API retry article's four strategies — constant 1 s, linear step 2 s, exponential
 //!   base 1 s, exponential × U(0.5, 1.5) — with its `max_attempts = 5`,
 //!   `max_delay = 60 s`, retry statuses 429/500/502/503/504 and its
-//!   `Retry-After` rule (see `common/seed001.rs` for the loop it mirrors and
+//!   `Retry-After` rule (see `common/article.rs` for the loop it mirrors and
 //!   how its seconds are scaled to the server);
 //! * tower's `ExponentialBackoff` (100 ms to 10 s) with a `TpsBudget`, as a
 //!   user would assemble it today;

@@ -1,11 +1,11 @@
-//! # Simulation: the showdown at seed 001's scale, on virtual time
+//! # Simulation: the showdown at the AI-API retry article's scale, on virtual time
 //!
 //! ```text
 //! cargo run --release --example simulate
 //! cargo run --release --example simulate -- --mode retry-after --requests 2000
 //! ```
 //!
-//! The same contenders as `examples/showdown.rs` (no retry; seed 001's four
+//! The same contenders as `examples/showdown.rs` (no retry; the AI-API retry article's four
 //! strategies; tower's `ExponentialBackoff` with a `TpsBudget`; the crate's
 //! layers) send 10,000 requests to the same token-bucket server logic — here a
 //! `tower::service_fn` called directly, with no sockets — on tokio's paused
@@ -15,7 +15,7 @@
 //! It prints the showdown's table (success %, calls the server saw, wasted
 //! calls = answered 429/5xx ÷ calls, mean / P50 / P99 latency, makespan and
 //! makespan ÷ ideal, where ideal = requests ÷ rate) and, after it, the table
-//! seed 001 published. Seed 001's figures were measured against a real AI API
+//! the AI-API retry article published. The article's figures were measured against a real AI API
 //! (its limit: "the first 100 requests of each minute get 429") and its
 //! "wasted" column counts tokens, not calls, so the two tables tell the same
 //! story in different units rather than line up number for number.
@@ -63,14 +63,17 @@ const DEFAULTS: Defaults = Defaults {
     svg: "target/simulate.svg",
 };
 
-/// Seed 001's published benchmark, keyed by the contender that mirrors
+/// The AI-API retry article's published benchmark, keyed by the contender that mirrors
 /// each strategy: success, mean latency, wasted ("Token 浪费率"), P99.
-const SEED_001: [(&str, [&str; 4]); 5] = [
+const ARTICLE_TABLE: [(&str, [&str; 4]); 5] = [
     ("none", ["72.3%", "230 ms", "0%", "1,200 ms"]),
-    ("seed-constant", ["89.1%", "580 ms", "12.4%", "3,400 ms"]),
-    ("seed-linear", ["94.7%", "890 ms", "8.2%", "4,200 ms"]),
-    ("seed-exp", ["97.8%", "1,150 ms", "4.1%", "5,800 ms"]),
-    ("seed-exp-jitter", ["99.2%", "980 ms", "3.8%", "4,100 ms"]),
+    ("article-constant", ["89.1%", "580 ms", "12.4%", "3,400 ms"]),
+    ("article-linear", ["94.7%", "890 ms", "8.2%", "4,200 ms"]),
+    ("article-exp", ["97.8%", "1,150 ms", "4.1%", "5,800 ms"]),
+    (
+        "article-exp-jitter",
+        ["99.2%", "980 ms", "3.8%", "4,100 ms"],
+    ),
 ];
 
 fn main() -> ExitCode {
@@ -90,7 +93,7 @@ fn main() -> ExitCode {
                 "(simulated on tokio's paused clock in {:.1} s of real time)\n",
                 started.elapsed().as_secs_f64()
             ))?;
-            beside_seed_001(&rows)
+            beside_the_article(&rows)
         });
     common::exit_code(result)
 }
@@ -109,10 +112,10 @@ fn serve(limiter: Arc<Limiter>) -> io::Result<Target<()>> {
     })
 }
 
-/// Seed 001's strategies as simulated here, beside the figures it published.
-fn beside_seed_001(rows: &[Row]) -> io::Result<()> {
+/// The article's strategies as simulated here, beside the figures it published.
+fn beside_the_article(rows: &[Row]) -> io::Result<()> {
     common::say(
-        "Seed 001's strategies: simulated here | as published by seed 001 (10,000 requests \
+        "The AI-API retry article's strategies: simulated here | as published by the article (10,000 requests \
          against a real AI API whose limit answered \"the first 100 requests of each minute\" \
          with 429; its \"wasted\" is \"Token 浪费率\", \
          wasted tokens, not calls)\n",
@@ -130,7 +133,7 @@ fn beside_seed_001(rows: &[Row]) -> io::Result<()> {
         columns[2],
         columns[3]
     ))?;
-    for (id, [success, mean, wasted, p99]) in SEED_001 {
+    for (id, [success, mean, wasted, p99]) in ARTICLE_TABLE {
         let Some(row) = rows.iter().find(|row| row.id == id) else {
             continue;
         };

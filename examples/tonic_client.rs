@@ -27,11 +27,9 @@ use tower_backoff::body::BufferedBody;
 use tower_backoff::{BackoffRetryLayer, RateLimitAwareLayer};
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let url = match std::env::args().nth(1) {
-        Some(url) => url,
-        None => format!("http://{}", demo_server().await?),
-    };
+async fn main() -> Result<(), demo_upstream::BoxError> {
+    let demo = async { Ok(format!("http://{}", demo_server().await?)) };
+    let url = demo_upstream::target_or(demo).await?;
     let channel = Channel::from_shared(url)?.connect().await?;
 
     // tonic request bodies are streams: `.buffered(cap)` holds unary requests

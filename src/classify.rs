@@ -192,13 +192,17 @@ where
 /// * Retried: `408`, `429`, `500`, `502`, `503`, `504`, any `Err` from the
 ///   inner service, and `grpc-status` 14 (UNAVAILABLE) or 8
 ///   (RESOURCE_EXHAUSTED) in the response headers (trailers-only replies).
+/// * A `403` with rate-limit evidence — a `Retry-After` (or its millisecond
+///   forms), or `remaining` 0 with a reset (GitHub's primary and secondary
+///   limits) — is retried as a `429` would be, after `Retry-After` or else
+///   until the stated reset.
 /// * Never retried: every other status (2xx and 3xx succeed; 400, 401, 403,
 ///   404, 422 and all other 4xx fail), other gRPC codes, and any reply whose
 ///   `grpc-retry-pushback-ms` is negative or malformed (gRPC A6).
 /// * Server hints: `Retry-After` (delta-seconds or HTTP-date),
 ///   `retry-after-ms`, `x-ms-retry-after-ms`, `grpc-retry-pushback-ms`.
 /// * Proof of "not processed" (lets non-idempotent requests be retried):
-///   `429`; `503` with a retry hint; gRPC UNAVAILABLE / RESOURCE_EXHAUSTED
+///   `429`; a rate-limited `403`; `503` with a retry hint; gRPC UNAVAILABLE / RESOURCE_EXHAUSTED
 ///   trailers-only replies; a connect-phase error (connection refused, or
 ///   hyper-util's `is_connect()` with the `hyper-util` feature) found in an
 ///   error of type `Box<dyn Error + Send + Sync>`, `std::io::Error` or
@@ -251,10 +255,40 @@ pub fn classify_response(status: StatusCode, headers: &HeaderMap) -> Decision {
             Some(code) => return Decision::fail(Reason::Grpc(code)),
         },
         429 => Decision::retry(Reason::Status(status)).not_processed(),
+        403 => return forbidden(headers),
         408 | 500 | 502 | 503 | 504 => Decision::retry(Reason::Status(status)),
         _ => return Decision::fail(Reason::Status(status)),
     };
     with_server_hints(decision, status, headers)
+}
+
+/// A `403` is a permission error, unless it carries rate-limit evidence
+/// ([`Hints::shows_rate_limit`](headers::Hints::shows_rate_limit)): GitHub
+/// answers its primary and secondary rate limits with `403 Forbidden` and
+/// asks clients to wait for `retry-after`, or else until `x-ratelimit-reset`.
+/// Such a 403 is a 429 under another number: the request was not processed.
+fn forbidden(headers: &HeaderMap) -> Decision {
+    let reason = Reason::Status(StatusCode::FORBIDDEN);
+    let hints = headers::hints(headers, SystemTime::now());
+    if !hints.shows_rate_limit() {
+        return Decision::fail(reason);
+    }
+    let wait = match hints.pushback {
+        Some(Pushback::DoNotRetry) => return Decision::fail(Reason::PushbackStop),
+        Some(Pushback::After(d)) => Some(d),
+        None => hints.retry_after,
+    };
+    let until_reset = || {
+        hints
+            .rate_limit
+            .filter(|rl| rl.remaining == Some(0))
+            .and_then(|rl| rl.reset)
+    };
+    let throttled = Decision::retry(reason).not_processed();
+    match wait.or_else(until_reset) {
+        Some(d) => throttled.after(d),
+        None => throttled,
+    }
 }
 
 fn with_server_hints(decision: Decision, status: StatusCode, headers: &HeaderMap) -> Decision {
@@ -390,6 +424,65 @@ mod tests {
             h.insert("grpc-status", code.parse().unwrap());
             let d = classify_response(StatusCode::OK, &h);
             assert_eq!(d.is_retryable(), retry, "grpc-status {code}");
+        }
+    }
+
+    fn forbidden_with(headers: &[(&'static str, &str)]) -> Decision {
+        let mut h = HeaderMap::new();
+        for (name, value) in headers {
+            h.insert(*name, value.parse().unwrap());
+        }
+        classify_response(StatusCode::FORBIDDEN, &h)
+    }
+
+    #[test]
+    fn rate_limited_403_waits_for_retry_after() {
+        let d = forbidden_with(&[("retry-after", "60")]);
+        assert!(d.is_retryable() && d.is_not_processed());
+        assert_eq!(d.retry_after(), Some(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn rate_limited_403_without_retry_after_waits_until_the_reset() {
+        // GitHub's primary limit: remaining 0, reset as a Unix time.
+        let reset = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 120;
+        let d = forbidden_with(&[
+            ("x-ratelimit-limit", "5000"),
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", &reset.to_string()),
+        ]);
+        assert!(d.is_retryable() && d.is_not_processed());
+        let wait = d.retry_after().unwrap();
+        assert!(
+            wait > Duration::from_secs(118) && wait <= Duration::from_secs(120),
+            "{wait:?}"
+        );
+        // Retry-After wins over the reset when both are sent.
+        let d = forbidden_with(&[
+            ("retry-after", "5"),
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", &reset.to_string()),
+        ]);
+        assert_eq!(d.retry_after(), Some(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn plain_403_is_never_retried() {
+        for headers in [
+            &[][..],
+            // Quota left: a permission error on an API that reports its limit.
+            &[("x-ratelimit-remaining", "12"), ("x-ratelimit-reset", "30")][..],
+            // Exhausted but no reset: no evidence of when to come back.
+            &[("x-ratelimit-remaining", "0")][..],
+            &[("retry-after", "soon")][..],
+        ] {
+            let d = forbidden_with(headers);
+            assert!(!d.is_retryable(), "{headers:?}");
+            assert_eq!(d.reason(), Some(Reason::Status(StatusCode::FORBIDDEN)));
         }
     }
 

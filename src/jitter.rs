@@ -34,7 +34,8 @@ pub enum Jitter {
     Full,
     /// `d/2 + U(0, d/2)` ("equal jitter"); mean `3d/4`, never below `d/2`.
     Equal,
-    /// `d × U(low, high)`: seed 001 uses `0.5..1.5`, gRPC `0.8..1.2`.
+    /// `d × U(low, high)`: the AI-API retry article's client uses `0.5..1.5`,
+    /// gRPC `0.8..1.2`.
     ///
     /// A NaN bound counts as `1.0`, a negative one as `0.0`, and the bounds
     /// are swapped if given in the wrong order.
@@ -44,7 +45,8 @@ pub enum Jitter {
         /// Highest factor.
         high: f64,
     },
-    /// `d + U(0, max)`: seed 000's `2^n + U(0, 1 s)`.
+    /// `d + U(0, max)`: the `2^attempt + U(0, 1)` seconds of the common Python
+    /// retry loop for AI APIs.
     Additive(Duration),
 }
 
@@ -91,6 +93,35 @@ impl Jitter {
     }
 }
 
+impl Jitter {
+    /// The wait before a retry when the server asked for at least `hint`:
+    /// never shorter than `hint`, and spread *above* it, so that clients
+    /// released by the same whole-second `Retry-After` do not return in the
+    /// same instant (they did when the wait was `max(jittered, hint)`: every
+    /// short jittered delay became exactly the hint).
+    ///
+    /// The jittered `delay` stands if it is already longer than the hint.
+    /// Otherwise the wait is `hint + U(0, w)`, where `w` is the width this
+    /// jitter gives a delay of `max(delay, hint / 2)` (full jitter: that
+    /// delay; `Additive(m)`: `m`; `None`: zero), limited to `cap − hint`
+    /// so that the spread never passes the cap.
+    pub(crate) fn above_hint(
+        &self,
+        delay: Duration,
+        hint: Duration,
+        cap: Duration,
+        rng: &mut BackoffRng,
+    ) -> Duration {
+        let jittered = self.apply(delay, cap, rng);
+        if jittered > hint {
+            return jittered;
+        }
+        let (low, high) = self.bounds(delay.min(cap).max(hint / 2));
+        let width = high.saturating_sub(low).min(cap.saturating_sub(hint));
+        hint.saturating_add(unit_share(width, rng))
+    }
+}
+
 /// `d × U(0, 1)`, never above `d`: `Duration → f64` rounds to nearest, so
 /// `d × 1.0` can come back a little larger than `d`.
 fn unit_share(d: Duration, rng: &mut BackoffRng) -> Duration {
@@ -116,6 +147,43 @@ fn proportional_bounds(low: f64, high: f64) -> (f64, f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn after_a_hint_waits_are_spread_above_it_and_below_the_cap() {
+        let second = Duration::from_secs(1);
+        let cap = Duration::from_secs(60);
+        let mut rng = BackoffRng::seeded(7);
+        let waits: Vec<Duration> = (0..1000)
+            .map(|_| Jitter::Full.above_hint(Duration::from_millis(100), second, cap, &mut rng))
+            .collect();
+        assert!(waits.iter().all(|w| *w >= second && *w <= second * 3 / 2));
+        let spread = *waits.iter().max().unwrap() - *waits.iter().min().unwrap();
+        assert!(spread > Duration::from_millis(400), "{spread:?}");
+
+        // A cap just above the hint bounds the spread.
+        let tight = Duration::from_millis(1200);
+        for _ in 0..1000 {
+            let w = Jitter::Full.above_hint(Duration::from_millis(100), second, tight, &mut rng);
+            assert!(w >= second && w <= tight, "{w:?}");
+        }
+        // No jitter: exactly the hint, or the schedule's delay if longer.
+        assert_eq!(
+            Jitter::None.above_hint(Duration::from_millis(100), second, cap, &mut rng),
+            second
+        );
+        assert_eq!(
+            Jitter::None.above_hint(second * 3, second, cap, &mut rng),
+            second * 3
+        );
+        // Additive jitter (the Python AI-API retry loop's): hint + U(0, max).
+        let w = Jitter::Additive(second).above_hint(Duration::ZERO, second * 4, cap, &mut rng);
+        assert!(w >= second * 4 && w <= second * 5, "{w:?}");
+        // A hint above the cap (allowed by max_retry_after): the hint, no spread.
+        assert_eq!(
+            Jitter::Full.above_hint(second, cap * 2, cap, &mut rng),
+            cap * 2
+        );
+    }
 
     const DRAWS: u32 = 100_000;
 

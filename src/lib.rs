@@ -10,22 +10,30 @@
 //!   holds or paces requests so the client stops sending calls that can only
 //!   get `429 Too Many Requests`.
 //!
-//! ```
-//! # use std::time::Duration;
-//! # use tower::{Service, ServiceExt};
-//! # use tower_backoff::{BackoffRetryLayer, RateLimitAwareLayer};
-//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
-//! # async fn main() {
-//! # let http_client = tower::service_fn(|_req: http::Request<String>| async {
-//! #     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
-//! # });
-//! let client = tower::ServiceBuilder::new()
-//!     .layer(BackoffRetryLayer::exponential(Duration::from_millis(100), Duration::from_secs(10)))
-//!     .layer(RateLimitAwareLayer::new())
-//!     .service(http_client);
-//! # let res = client.oneshot(http::Request::new(String::new())).await.unwrap();
-//! # assert_eq!(res.status(), 200);
-//! # }
+//! ```no_run
+//! use std::time::Duration;
+//! use bytes::Bytes;
+//! use http_body_util::Full;
+//! use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+//! use tower::ServiceExt;
+//! use tower_backoff::{BackoffRetryLayer, RateLimitAwareLayer};
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//!     // Any tower service works; here hyper-util's client (crate features
+//!     // "client-legacy", "http1", "tokio").
+//!     let http_client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+//!
+//!     let client = tower::ServiceBuilder::new()
+//!         .layer(BackoffRetryLayer::exponential(Duration::from_millis(100), Duration::from_secs(10)))
+//!         .layer(RateLimitAwareLayer::new())
+//!         .service(http_client);
+//!
+//!     let req = http::Request::get("http://example.com/").body(Full::default())?;
+//!     let res = client.oneshot(req).await?;
+//!     println!("{}", res.status());
+//!     Ok(())
+//! }
 //! ```
 //!
 //! The retry layer sits outside the rate-limit layer, so every attempt waits
@@ -34,7 +42,7 @@
 //! [`BackoffRetryLayer::buffered`] to be replayed.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod body;
 pub mod budget;
@@ -59,3 +67,9 @@ pub use rate_limit::{LocalRateLimited, RateLimitAware, RateLimitAwareLayer};
 pub use retry::{Attempt, BackoffRetryLayer, Idempotency, ReplayBody, RetryRequest};
 pub use rng::BackoffRng;
 pub use schedule::Schedule;
+
+/// The README's snippets, compiled as doc tests: a snippet that stops
+/// compiling fails `cargo test --all-features`.
+#[cfg(all(doctest, feature = "hyper-util", feature = "reqwest-middleware"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -1,6 +1,7 @@
 //! `RateLimitAwareLayer` stacked under `BackoffRetryLayer` with defaults, as
-//! DESIGN.md composes them: every attempt passes through the gate, and every
-//! request of the batch succeeds.
+//! the crate docs' quick start composes them (retry outside, the gate inside):
+//! every attempt passes through the gate, and every request of the batch
+//! succeeds.
 
 #[path = "support/rl_server.rs"]
 mod rl_server;

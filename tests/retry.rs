@@ -91,6 +91,51 @@ async fn retries_post_on_503_with_retry_after_only() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn retries_rate_limited_403_even_for_a_post() {
+    // GitHub's secondary limit: 403 with Retry-After. Not processed, so even
+    // a POST without an Idempotency-Key is sent again, after the wait.
+    let script = vec![reply(403).header("retry-after", "3"), reply(200)];
+    let (status, n, seen) = run(fast(), script, post()).await;
+    assert_eq!((status, n), (200, 2));
+    let at = support::times(&seen);
+    assert!(
+        at[1] - at[0] >= Duration::from_secs(3),
+        "{:?}",
+        at[1] - at[0]
+    );
+
+    // GitHub's primary limit: remaining 0 and the reset as a Unix time.
+    let reset = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 10;
+    let script = vec![
+        reply(403)
+            .header("x-ratelimit-remaining", "0")
+            .header("x-ratelimit-reset", reset.to_string()),
+        reply(200),
+    ];
+    let (status, n, seen) = run(fast(), script, get()).await;
+    assert_eq!((status, n), (200, 2));
+    let at = support::times(&seen);
+    assert!(
+        at[1] - at[0] >= Duration::from_secs(8),
+        "{:?}",
+        at[1] - at[0]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn never_retries_a_plain_403() {
+    for req in [get(), post()] {
+        let script = vec![reply(403).header("x-ratelimit-remaining", "41"), reply(200)];
+        let (status, n, _) = run(fast(), script, req).await;
+        assert_eq!((status, n), (403, 1));
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn retries_post_with_idempotency_key_on_500() {
     let mut req = post();
     req.headers_mut()
@@ -122,7 +167,59 @@ async fn waits_for_retry_after_seconds() {
         "{:?}",
         at[1] - at[0]
     );
-    assert!(at[1] - at[0] < Duration::from_secs(8));
+    // Spread above the hint by at most half of it (full jitter).
+    assert!(at[1] - at[0] <= Duration::from_millis(10_500));
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_released_by_the_same_retry_after_are_spread() {
+    // 100 requests get `429 Retry-After: 1` at the same instant. Their
+    // retries must not all arrive together: none before the second, none
+    // past the cap, and spread over hundreds of milliseconds.
+    let cap = Duration::from_secs(3);
+    let start = Instant::now();
+    let retried_at = Arc::new(Mutex::new(Vec::new()));
+    let log = retried_at.clone();
+    let svc = tower::service_fn(move |req: Request<String>| {
+        let first = tower_backoff::Attempt::of(req.extensions()) == 1;
+        if !first {
+            log.lock().unwrap().push(Instant::now() - start);
+        }
+        let res = if first {
+            Response::builder()
+                .status(429)
+                .header("retry-after", "1")
+                .body(())
+        } else {
+            Response::builder().body(())
+        };
+        async move { Ok::<_, std::convert::Infallible>(res.unwrap()) }
+    });
+    let client = ServiceBuilder::new()
+        .layer(BackoffRetryLayer::exponential(Duration::from_millis(100), cap).seed(3))
+        .service(svc);
+    let all = (0..100).map(|_| client.clone().oneshot(get()));
+    for res in futures::future::join_all(all).await {
+        assert_eq!(res.unwrap().status(), 200);
+    }
+
+    let mut at = retried_at.lock().unwrap().clone();
+    at.sort();
+    assert_eq!(at.len(), 100);
+    assert!(at[0] >= Duration::from_secs(1), "early: {:?}", at[0]);
+    assert!(at[99] <= cap, "past the cap: {:?}", at[99]);
+    assert!(at[99] - at[0] >= Duration::from_millis(300), "{at:?}");
+    // No 10 ms slot holds more than a handful of them.
+    let crowd = at
+        .iter()
+        .map(|t| {
+            at.iter()
+                .filter(|u| **u >= *t && **u < *t + Duration::from_millis(10))
+                .count()
+        })
+        .max()
+        .unwrap();
+    assert!(crowd <= 10, "{crowd} retries within 10 ms");
 }
 
 #[tokio::test(start_paused = true)]
@@ -132,10 +229,11 @@ async fn waits_for_retry_after_http_date() {
     let (status, _, seen) = run(fast(), script, get()).await;
     assert_eq!(status, 200);
     let at = support::times(&seen);
-    // HTTP-dates have whole-second precision: 11–13 s.
+    // HTTP-dates have whole-second precision (a hint of 11–12 s), and the
+    // wait is spread above the hint by at most half of it.
     let waited = at[1] - at[0];
     assert!(
-        waited >= Duration::from_secs(10) && waited <= Duration::from_secs(13),
+        waited >= Duration::from_secs(10) && waited <= Duration::from_secs(18),
         "{waited:?}"
     );
 }
@@ -152,6 +250,18 @@ async fn waits_for_retry_after_ms() {
 async fn gives_up_at_once_when_retry_after_exceeds_the_cap() {
     let start = Instant::now();
     let script = vec![reply(429).header("retry-after", "99999"), reply(200)];
+    let (status, n, _) = run(fast(), script, get()).await;
+    assert_eq!((status, n), (429, 1));
+    assert_eq!(Instant::now(), start, "no time passed");
+}
+
+#[tokio::test(start_paused = true)]
+#[ignore = "needs headers clamp from main"]
+async fn gives_up_at_once_on_an_absurd_retry_after() {
+    // Over three thousand years: longer than any cap, so the server's answer
+    // is returned at once instead of being retried at once.
+    let start = Instant::now();
+    let script = vec![reply(429).header("retry-after", "99999999999"), reply(200)];
     let (status, n, _) = run(fast(), script, get()).await;
     assert_eq!((status, n), (429, 1));
     assert_eq!(Instant::now(), start, "no time passed");
@@ -369,6 +479,109 @@ async fn connection_refused_makes_a_post_safe_to_retry() {
 #[test]
 fn give_up_reasons_say_what_happened() {
     assert_eq!(GiveUp::Budget.to_string(), "retry budget exhausted");
+}
+
+#[tokio::test(start_paused = true)]
+async fn on_give_up_hook_hears_why_the_retries_stopped() {
+    let heard = Arc::new(Mutex::new(Vec::<GiveUp>::new()));
+    let log = heard.clone();
+    let layer = fast()
+        .max_attempts(2)
+        .on_give_up(move |why| log.lock().unwrap().push(why));
+
+    // A Retry-After above the cap: the 429 is returned at once.
+    let script = vec![reply(429).header("retry-after", "99999"), reply(200)];
+    assert_eq!(run(layer.clone(), script, get()).await.1, 1);
+    // Attempts used up.
+    assert_eq!(run(layer.clone(), vec![reply(503)], get()).await.1, 2);
+    // A POST that may have been processed.
+    assert_eq!(run(layer.clone(), vec![reply(500)], post()).await.1, 1);
+    // Not give-ups: a success, and a failure that is never retried.
+    run(layer.clone(), vec![reply(200)], get()).await;
+    run(layer, vec![reply(404)], get()).await;
+
+    assert_eq!(
+        *heard.lock().unwrap(),
+        [
+            GiveUp::RetryAfterTooLong,
+            GiveUp::Attempts,
+            GiveUp::NotIdempotent
+        ]
+    );
+}
+
+/// A `tracing` subscriber that keeps the text of every warning.
+struct Warnings(Arc<Mutex<Vec<String>>>);
+
+impl tracing::Subscriber for Warnings {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        struct Text(String);
+        impl tracing::field::Visit for Text {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                self.0 += &format!("{}={value:?} ", field.name());
+            }
+        }
+        if *event.metadata().level() == tracing::Level::WARN {
+            let mut text = Text(String::new());
+            event.record(&mut text);
+            self.0.lock().unwrap().push(text.0);
+        }
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+#[test]
+fn nonsense_settings_are_warned_about_once() {
+    use tower::Layer as _;
+
+    let warnings = Arc::new(Mutex::new(Vec::new()));
+    let _guard = tracing::subscriber::set_default(Warnings(warnings.clone()));
+    let svc = tower::service_fn(|_req: Request<String>| async {
+        Ok::<_, std::convert::Infallible>(Response::new(()))
+    });
+    let build = |layer: &BackoffRetryLayer| drop(layer.layer(svc.clone()));
+
+    // Base and cap swapped: one warning, however many services are built.
+    let swapped =
+        BackoffRetryLayer::exponential(Duration::from_secs(2), Duration::from_millis(100));
+    build(&swapped);
+    build(&swapped);
+    build(&swapped.clone());
+    {
+        let w = warnings.lock().unwrap();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("above the cap"), "{}", w[0]);
+    }
+
+    // Zero durations.
+    build(&BackoffRetryLayer::constant(Duration::ZERO));
+    build(&fast().max_elapsed(Duration::ZERO));
+    build(&fast().max_retry_after(Duration::ZERO));
+    {
+        let w = warnings.lock().unwrap();
+        assert_eq!(w.len(), 4, "{w:?}");
+        assert!(w[1].contains("zero"), "{}", w[1]);
+        assert!(w[2].contains("max_elapsed is zero"), "{}", w[2]);
+        assert!(w[3].contains("max_retry_after is zero"), "{}", w[3]);
+    }
+
+    // Sensible settings: silence.
+    build(&fast());
+    build(&BackoffRetryLayer::constant(Duration::from_secs(1)));
+    build(&BackoffRetryLayer::decorrelated(
+        Duration::from_millis(10),
+        Duration::from_secs(1),
+    ));
+    assert_eq!(warnings.lock().unwrap().len(), 4);
 }
 
 // ---- real hyper server on loopback, hyper-util legacy client ----

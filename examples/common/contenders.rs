@@ -10,7 +10,7 @@ use tower::util::BoxCloneService;
 use tower::{Layer, Service, ServiceBuilder};
 use tower_backoff::{BackoffRetryLayer, RateLimitAwareLayer};
 
-use super::seed001::{Seed001Policy, Strategy};
+use super::article::{ArticlePolicy, Strategy};
 use super::tower_reference::TowerPolicy;
 
 /// Any error a transport or a retry stack returns.
@@ -21,7 +21,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type Transport = BoxCloneService<Request<Full<Bytes>>, Response<Full<Bytes>>, BoxError>;
 
 /// Smallest and largest delay of the exponential contenders that are not
-/// seed 001's: the crate's quick-start values.
+/// the article's: the crate's quick-start values.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
 
@@ -30,8 +30,8 @@ const BACKOFF_MAX: Duration = Duration::from_secs(10);
 pub struct Setup {
     /// Seed for every random draw.
     pub seed: u64,
-    /// One "seed second" of seed 001 on this server (see [`super::seed001`]).
-    pub seed_second: Duration,
+    /// One "article second" (a second of the article's client) on this server (see [`super::article`]).
+    pub article_second: Duration,
 }
 
 /// One retry stack.
@@ -54,18 +54,20 @@ impl Contender {
 pub fn all() -> Vec<Contender> {
     vec![
         contender("none", "no retry", |t, _| t),
-        contender("seed-constant", "seed001 constant 1s", |t, s| {
-            seed001(t, s, Strategy::Constant(1.0), false)
+        contender("article-constant", "article constant 1s", |t, s| {
+            article_client(t, s, Strategy::Constant(1.0), false)
         }),
-        contender("seed-linear", "seed001 linear 2s", |t, s| {
-            seed001(t, s, Strategy::Linear(2.0), false)
+        contender("article-linear", "article linear 2s", |t, s| {
+            article_client(t, s, Strategy::Linear(2.0), false)
         }),
-        contender("seed-exp", "seed001 exponential 1s", |t, s| {
-            seed001(t, s, Strategy::Exponential(1.0), false)
+        contender("article-exp", "article exponential 1s", |t, s| {
+            article_client(t, s, Strategy::Exponential(1.0), false)
         }),
-        contender("seed-exp-jitter", "seed001 exp 1s ×U(.5,1.5)", |t, s| {
-            seed001(t, s, Strategy::Exponential(1.0), true)
-        }),
+        contender(
+            "article-exp-jitter",
+            "article exp 1s ×U(.5,1.5)",
+            |t, s| article_client(t, s, Strategy::Exponential(1.0), true),
+        ),
         contender(
             "tower",
             "tower ExponentialBackoff+TpsBudget",
@@ -102,8 +104,13 @@ fn contender(
     Contender { id, label, wrap }
 }
 
-fn seed001(transport: Transport, setup: &Setup, strategy: Strategy, jitter: bool) -> Transport {
-    let policy = Seed001Policy::new(strategy, jitter, setup.seed_second, setup.seed);
+fn article_client(
+    transport: Transport,
+    setup: &Setup,
+    strategy: Strategy,
+    jitter: bool,
+) -> Transport {
+    let policy = ArticlePolicy::new(strategy, jitter, setup.article_second, setup.seed);
     with_retry(policy, transport)
 }
 

@@ -3,6 +3,7 @@
 //! examples differ only in what carries a request to the bucket (hyper over
 //! loopback, or a direct call on tokio's paused clock).
 
+pub mod article;
 pub mod batch;
 pub mod cli;
 pub mod contenders;
@@ -11,7 +12,6 @@ pub mod limiter;
 #[allow(dead_code)]
 pub mod loopback;
 pub mod report;
-pub mod seed001;
 pub mod tower_reference;
 
 use std::io::{self, Write as _};
@@ -48,7 +48,7 @@ pub async fn run_all<G>(
     let ideal = Duration::from_secs_f64(shape.requests as f64 / shape.rate);
     let setup = Setup {
         seed: config.seed,
-        seed_second: Duration::from_secs_f64(f64::from(shape.burst) / shape.rate),
+        article_second: Duration::from_secs_f64(f64::from(shape.burst) / shape.rate),
     };
     let title = format!(
         "{}: {} requests, concurrency {}, server {}/s burst {}, mode {}, seed {}",
@@ -61,9 +61,10 @@ pub async fn run_all<G>(
         config.seed
     );
     say(&format!(
-        "{title}; ideal makespan {}; one seed-001 second = {}\n",
+        "{title}; ideal makespan {}\n\"article\" rows: the client of the AI-API retry article \
+         (5 attempts, max delay 60 article seconds; one article second = {} here)\n",
         report::human(ideal),
-        report::human(setup.seed_second)
+        report::human(setup.article_second)
     ))?;
     say(&report::header())?;
     let mut rows = Vec::new();

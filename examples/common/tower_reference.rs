@@ -21,7 +21,7 @@ use tower::retry::budget::{Budget, TpsBudget};
 use tower::retry::Policy;
 use tower::util::rng::Rng;
 
-use super::seed001::RETRYABLE;
+use super::article::RETRYABLE;
 
 /// Attempts in all, the first included (as `BackoffRetryLayer`'s default).
 const MAX_ATTEMPTS: u32 = 5;

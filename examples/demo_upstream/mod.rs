@@ -1,15 +1,37 @@
-//! A demo upstream for the stack examples: a hyper server on 127.0.0.1:0
-//! that answers its first `failures` requests with `429 Too Many Requests`
-//! and `retry-after-ms: 200`, then `200 OK`.
+//! What the stack examples (`hyper_client`, `axum_gateway`, `tonic_client`,
+//! `reqwest_client`) share: where to send (the command line's target, or else
+//! a demo server started on 127.0.0.1:0), a demo upstream that answers its
+//! first `failures` requests with `429 Too Many Requests` and
+//! `retry-after-ms: 200`, then `200 OK`, and a hook that prints each retry.
 #![allow(dead_code)]
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+
+/// The error type of the examples' `main`.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The target given as the first command-line argument, or else the one
+/// `demo` starts (it runs only when no argument is given).
+pub async fn target_or(
+    demo: impl Future<Output = std::io::Result<String>>,
+) -> std::io::Result<String> {
+    match std::env::args().nth(1) {
+        Some(target) => Ok(target),
+        None => demo.await,
+    }
+}
+
+/// The URL of `path` on a fresh [`flaky_upstream`] that fails twice.
+pub async fn demo_url(path: &str) -> std::io::Result<String> {
+    Ok(format!("http://{}{path}", flaky_upstream(2).await?))
+}
 
 /// Starts the demo upstream; it runs until the program exits.
 pub async fn flaky_upstream(failures: usize) -> std::io::Result<SocketAddr> {

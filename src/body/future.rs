@@ -68,6 +68,25 @@ where
     }
 }
 
+impl<S, B> std::fmt::Debug for BufferFuture<S, B>
+where
+    S: Service<Request<BufferedBody<B>>>,
+    B: Body,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("BufferFuture");
+        match &self.state {
+            State::Reading { read: Some(r) } => d
+                .field("state", &"reading the body")
+                .field("read_bytes", &r.len)
+                .field("max_bytes", &r.max_bytes),
+            State::Reading { read: None } => d.field("state", &"taken"),
+            State::Calling { .. } => d.field("state", &"calling the inner service"),
+        };
+        d.finish()
+    }
+}
+
 /// What reading one frame decided.
 enum Step<E> {
     More,
@@ -147,15 +166,21 @@ where
         loop {
             match self.as_mut().project().state.project() {
                 StateProj::Reading { read } => {
+                    // `read` is emptied only right before the state moves to
+                    // `Calling`; it can be seen empty only if the inner
+                    // service's `call` panicked and the future is polled again.
+                    const TAKEN: &str =
+                        "BufferFuture polled again after the inner service's call panicked";
                     let step = match read.as_mut() {
                         Some(reading) => ready!(reading.poll_step(cx)),
-                        None => panic!("BufferFuture polled after it was done"),
+                        None => unreachable!("{TAKEN}"),
                     };
                     if matches!(step, Step::More) {
                         continue;
                     }
-                    let Some((mut service, req)) = read.take().map(|r| r.into_request(step)) else {
-                        continue;
+                    let (mut service, req) = match read.take() {
+                        Some(reading) => reading.into_request(step),
+                        None => unreachable!("{TAKEN}"),
                     };
                     if !req.body().is_buffered() {
                         tracing::debug!(

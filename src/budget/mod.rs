@@ -15,6 +15,7 @@ pub use quota::RetryQuota;
 
 /// What a retry costs in budgets that price retries (see [`RetryQuota`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RetryCost {
     /// A retry after an ordinary failure.
     Normal,

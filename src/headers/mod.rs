@@ -68,6 +68,13 @@
 //! repeated with conflicting values counts by its first valid value. When
 //! `remaining` exceeds `limit` (contradictory, e.g. `r > q`), `remaining` is
 //! clamped to `limit`: a server cannot have more left than its quota.
+//!
+//! # Single values
+//!
+//! The parsers of one value are public API too, for code that holds a value
+//! rather than a `HeaderMap` (a log line, a gRPC metadata entry, a fuzz
+//! target): [`parse_retry_after_value`], [`parse_duration_str`] (Go
+//! durations) and [`parse_rfc3339`]. They follow the rules above.
 
 use std::time::{Duration, SystemTime};
 
@@ -99,6 +106,7 @@ pub const MAX_HINT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
 /// gRPC's server pushback (`grpc-retry-pushback-ms`, gRPC A6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Pushback {
     /// Retry no sooner than this.
     After(Duration),

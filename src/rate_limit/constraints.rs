@@ -50,10 +50,17 @@ pub(super) struct Constraints {
     meter: Meter,
     /// Quota statements received so far.
     statements: u64,
+    /// Throttles in a row with nothing accepted between them: probes of a
+    /// server that accepts nothing are spaced ever further apart.
+    futile: u32,
     /// The link to other processes' gates, with a store.
     #[cfg(feature = "redis")]
     shared: Option<super::shared::Shared>,
 }
+
+/// The first probe back-off after a throttle that nothing was accepted
+/// before; it doubles with each one in a row, up to `max_hold`.
+const PROBE_BACKOFF: std::time::Duration = std::time::Duration::from_millis(25);
 
 /// Measures the current active period for the learner.
 #[derive(Debug, Clone)]
@@ -96,6 +103,7 @@ impl Constraints {
                 fleet_at_throttle: None,
             },
             statements: 0,
+            futile: 0,
             #[cfg(feature = "redis")]
             shared: None,
         }
@@ -146,6 +154,19 @@ impl Constraints {
         !self.quotas.trusted_host_wide()
     }
 
+    /// After a hold, or once what was known has expired: unless something
+    /// paces the key, requests come back as from a fresh key — one probe,
+    /// then doubling — not all at once into a limiter that may still be
+    /// tight.
+    fn ramp_up(&mut self, now: Instant, knobs: Knobs) {
+        let paced = self.quota_paces()
+            || self.learner.as_ref().is_some_and(Learner::is_measured)
+            || self.configured.iter().any(|b| b.request_rate().is_some());
+        if knobs.slow_start && !paced && self.slow_start.is_none() {
+            self.slow_start = Some(SlowStart::new(now));
+        }
+    }
+
     pub(super) fn check(
         &mut self,
         now: Instant,
@@ -165,6 +186,7 @@ impl Constraints {
                 host = Admit::At(until);
             } else {
                 self.hold_until = None;
+                self.ramp_up(now, knobs);
             }
         }
         if !self.resource_holds.is_empty() {
@@ -177,15 +199,9 @@ impl Constraints {
                 }
             }
         }
-        if self.quotas.drop_stale(now)
-            && self.quotas.is_empty()
-            && knobs.slow_start
-            && !self.learner.as_ref().is_some_and(Learner::is_measured)
-            && self.slow_start.is_none()
-            && self.configured.iter().all(|b| b.request_rate().is_none())
-        {
+        if self.quotas.drop_stale(now) && self.quotas.is_empty() {
             // The window the statements were about is over: probe afresh.
-            self.slow_start = Some(SlowStart::new(now));
+            self.ramp_up(now, knobs);
         }
         for t in self.quotas.iter().filter(|t| t.binds(need)) {
             let a = t.check(now, in_flight, need).at(now);
@@ -341,10 +357,23 @@ impl Constraints {
             if self.quotas.on_throttle(now, &need, &stated_ids[..n_stated]) {
                 limited = Some(Limited::Distrusted);
             }
-            let hold = outcome
+            let closes = self.closes_period(grant);
+            // A throttle that an exhausted quota explains says nothing new
+            // of the rate; any other teaches it.
+            let explained = self.quotas.explains(now, &need);
+            // Nothing accepted since the last throttle: back off the probes.
+            let backoff = if closes && !explained && self.meter.accepted == 0 {
+                self.futile = self.futile.saturating_add(1);
+                let doubling = 2u32.saturating_pow(self.futile.saturating_sub(1).min(30));
+                Some(PROBE_BACKOFF.saturating_mul(doubling).min(knobs.max_hold))
+            } else {
+                None
+            };
+            let hint = outcome
                 .hold
                 .map(|d| d.min(knobs.max_hold))
                 .filter(|d| !d.is_zero());
+            let hold = hint.max(backoff);
             if let Some(hold) = hold {
                 let until = after(now, hold);
                 let resource = need.resource.filter(|_| named.is_some());
@@ -356,9 +385,8 @@ impl Constraints {
                     }
                 }
             }
-            // A throttle of one named resource says nothing of the host's rate.
-            if named.is_none() && !self.quota_paces() && self.closes_period(grant) {
-                let period = self.close_period(now, hold.is_some());
+            if !explained && !self.quota_paces() && closes {
+                let period = self.close_period(now, hint.is_some());
                 let learner = self.learner.get_or_insert_with(|| Learner::new(now));
                 learner.on_throttle(now, period);
                 #[cfg(feature = "redis")]
@@ -371,6 +399,7 @@ impl Constraints {
                 limited = limited.or(Some(Limited::Throttled));
             }
         } else if outcome.accepted {
+            self.futile = 0;
             self.quotas.on_accepted(&need);
             #[cfg(feature = "redis")]
             if let Some(shared) = &self.shared {
@@ -483,3 +512,6 @@ impl Constraints {
         self.hold_until
     }
 }
+
+#[cfg(test)]
+mod tests;

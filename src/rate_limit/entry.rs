@@ -272,7 +272,12 @@ impl Entry {
                 i += 1;
                 continue;
             }
-            let (need, refuse_at, release_at) = (w.need, w.refuse_at, w.release_at);
+            let (mut need, refuse_at, release_at) = (w.need, w.refuse_at, w.release_at);
+            if need.resource.is_none() && need.route != 0 {
+                // A response may have named its route's resource since.
+                need.resource = self.resource_of(need.route);
+                self.queue[i].need = need;
+            }
             let in_line = host_blocked
                 || need
                     .resource

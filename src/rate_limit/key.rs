@@ -124,14 +124,12 @@ impl RequestFns {
         }));
     }
 
-    /// Reads `req`. `routes`: whether to compute the route (only once a
-    /// server has named a resource). Without user functions nothing is
-    /// moved or allocated.
-    pub(crate) fn read<B>(&self, req: Request<B>, hasher: &KeyHasher, routes: bool) -> Read<B> {
+    /// Reads `req`. Without user functions nothing is moved or allocated.
+    pub(crate) fn read<B>(&self, req: Request<B>, hasher: &KeyHasher) -> Read<B> {
         let ext = req.extensions();
         let deadline = ext.get::<Deadline>().map(|d| d.0);
         let given_cost = ext.get::<RequestCost>().map(|c| c.0);
-        let route = if routes && self.scope.is_none() {
+        let route = if self.scope.is_none() {
             route_of(&req)
         } else {
             0

@@ -47,8 +47,8 @@ const FIRST_GUESS: f64 = 0.5;
 const MIN_RATE: f64 = 0.5;
 const MAX_RATE: f64 = 1e7;
 /// Time for the rate to double after a good fit, and after a guess.
-const PROBE_FITTED: f64 = 30.0;
-const PROBE_GUESSED: f64 = 10.0;
+const PROBE_FITTED: f64 = 20.0;
+const PROBE_GUESSED: f64 = 2.0;
 
 /// One active period, as measured when a throttle closed it.
 #[derive(Debug, Clone, Copy)]
@@ -76,6 +76,10 @@ pub(super) struct Learner {
     /// GCRA theoretical arrival time of the next release.
     tat: Instant,
     point: Option<Point>,
+    /// The last good fit, `(rate, burst)`: a later period that lies on it
+    /// confirms it (the throttle came from probing above it), one that does
+    /// not means the server changed.
+    line: Option<(f64, f64)>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -93,6 +97,7 @@ impl Learner {
             since: now,
             tat: now,
             point: None,
+            line: None,
         }
     }
 
@@ -154,17 +159,31 @@ impl Learner {
             accepted: period.accepted,
             slow_start: period.slow_start,
         });
-        let fit = match (self.point, point) {
-            (Some(a), Some(b)) => slope(a, b),
+        let confirmed = match (self.line, point) {
+            (Some(line), Some(p)) if on_line(line, p) => Some((line.0, FIT_MARGIN)),
             _ => None,
         };
+        let fit = confirmed.or_else(|| match (self.point, point) {
+            (Some(a), Some(b)) => {
+                let fit = slope(a, b);
+                self.line = fit.map(|(rate, _)| (rate, b.accepted - rate * b.secs));
+                fit
+            }
+            _ => None,
+        });
         if point.is_some() {
             self.point = point;
         }
         let current = self.rate(now);
         let (base, fitted) = match (fit, current, crude) {
             (Some((rate, margin)), _, _) => (rate * margin, true),
-            (None, Some(current), _) => ((current * BETA).min(crude.unwrap_or(f64::MAX)), false),
+            // No fit: decrease, and to at most half of what this period
+            // accepted, so that the next period is longer than this one
+            // and the two can be fitted.
+            (None, Some(current), _) => (
+                (current * BETA).min(crude.map_or(f64::MAX, |c| c * FIRST_GUESS)),
+                false,
+            ),
             (None, None, Some(crude)) => (crude * FIRST_GUESS, false),
             (None, None, None) => return,
         };
@@ -173,6 +192,13 @@ impl Learner {
         self.fitted = fitted;
         self.since = now;
     }
+}
+
+/// Whether period `p` accepted what a bucket of `(rate, burst)` would have,
+/// within a tenth (or two requests).
+fn on_line((rate, burst): (f64, f64), p: Point) -> bool {
+    let expected = burst.max(0.0) + rate * p.secs;
+    (p.accepted - expected).abs() <= (0.1 * expected).max(2.0)
 }
 
 /// The server's sustained rate from two periods that each began full:
@@ -232,7 +258,9 @@ mod tests {
         let mut p = period(1.0, 60.0);
         p.sustained = Some(1.0);
         l.on_throttle(now, p);
-        assert_eq!(l.rate(now), Some(60.0 * BETA));
+        // Without a fit: β times the rate, and at most half of what the
+        // period accepted (so that the next period is longer).
+        assert_eq!(l.rate(now), Some((60.0 * BETA).min(60.0 * FIRST_GUESS)));
         for _ in 0..40 {
             l.on_throttle(now, p);
         }
@@ -261,7 +289,8 @@ mod tests {
         let now = Instant::now();
         let mut l = Learner::new(now);
         l.on_throttle(now, period(0.1, 20.0));
-        let later = now + Duration::from_secs(10);
+        // After a guess, the rate doubles in PROBE_GUESSED seconds.
+        let later = now + Duration::from_secs_f64(PROBE_GUESSED);
         assert_eq!(l.rate(later), Some(200.0));
     }
 

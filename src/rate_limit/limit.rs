@@ -96,6 +96,9 @@ impl Limit {
     }
 }
 
+/// How much later than the exact refill a release goes.
+const MARGIN_SECS: f64 = 1e-6;
+
 /// One key's bucket for one [`Limit`]: continuous refill, full at first. A
 /// request larger than the bucket waits until the bucket is full, then goes
 /// and leaves it in debt, so that no request is refused for its size.
@@ -127,14 +130,15 @@ impl Bucket {
     }
 
     /// When `need` units will be there (a need above the size waits for a
-    /// full bucket).
+    /// full bucket). A microsecond late rather than a rounding early: a
+    /// server counting the same bucket exactly must have the units too.
     pub(super) fn time_for(&self, now: Instant, need: f64) -> Instant {
         let need = need.min(self.size);
         let have = self.available(now);
-        if have >= need - 1e-9 {
+        if have >= need {
             now
         } else {
-            after_secs(now, (need - have) / self.rate)
+            after_secs(now, (need - have) / self.rate + MARGIN_SECS)
         }
     }
 
@@ -172,7 +176,7 @@ mod tests {
         }
         assert_eq!(
             b.check(now, 1.0),
-            Admit::At(now + Duration::from_millis(10))
+            Admit::At(now + Duration::from_micros(10_001))
         );
         b.give_back(1.0);
         assert_eq!(b.check(now, 1.0), Admit::Now);
@@ -183,10 +187,16 @@ mod tests {
         let now = Instant::now();
         let mut b = Bucket::new(&Limit::tokens(1_000, Duration::from_secs(1)), now).unwrap();
         b.take(now, 1_000.0);
-        assert_eq!(b.time_for(now, 5_000.0), now + Duration::from_secs(1));
+        assert_eq!(
+            b.time_for(now, 5_000.0),
+            now + Duration::from_micros(1_000_001)
+        );
         let later = now + Duration::from_secs(1);
         b.take(later, 5_000.0);
-        assert_eq!(b.time_for(later, 1.0), later + Duration::from_millis(4_001));
+        assert_eq!(
+            b.time_for(later, 1.0),
+            later + Duration::from_micros(4_001_001)
+        );
     }
 
     #[test]

@@ -12,7 +12,34 @@ use tokio::time::{Instant, Sleep};
 
 use super::model::{Grant, Need};
 use super::response::Outcome;
-use super::table::{Acquire, Finish, Gate, TicketPoll};
+use super::table::{Admission, Finish, Gate, TicketPoll};
+
+/// The answer to a new request.
+pub(crate) enum Acquire {
+    /// Go now.
+    Go(Permit),
+    /// Wait in line (at most about this long).
+    Wait(Waiting, Duration),
+    /// The wait would exceed `max_wait` or the request's deadline.
+    Refuse(Duration),
+}
+
+/// Admission of a new request for `key`.
+pub(crate) fn acquire(
+    gate: &Arc<Gate>,
+    key: u64,
+    need: Need,
+    deadline: Option<Instant>,
+) -> Acquire {
+    match gate.admit(key, need, deadline) {
+        Admission::Go(grant) => Acquire::Go(Permit::new(gate.clone(), key, grant)),
+        Admission::Wait(ticket, wait) => Acquire::Wait(
+            Waiting::new(gate.clone(), key, ticket, need, deadline),
+            wait,
+        ),
+        Admission::Refuse(wait) => Acquire::Refuse(wait),
+    }
+}
 
 /// A granted release. Dropping it without [`Permit::finish`] gives back
 /// what it holds: everything if the request was never sent, the in-flight
@@ -26,7 +53,7 @@ pub(crate) struct Permit {
 }
 
 impl Permit {
-    pub(super) fn new(gate: Arc<Gate>, key: u64, grant: Grant) -> Self {
+    fn new(gate: Arc<Gate>, key: u64, grant: Grant) -> Self {
         Permit {
             gate,
             key,
@@ -89,13 +116,7 @@ pub(crate) struct Waiting {
 }
 
 impl Waiting {
-    pub(super) fn new(
-        gate: Arc<Gate>,
-        key: u64,
-        ticket: u64,
-        need: Need,
-        deadline: Option<Instant>,
-    ) -> Self {
+    fn new(gate: Arc<Gate>, key: u64, ticket: u64, need: Need, deadline: Option<Instant>) -> Self {
         Waiting {
             gate,
             key,
@@ -114,8 +135,9 @@ impl Waiting {
         // which a granted or re-armed keeper cannot be twice in a row.
         for _ in 0..8 {
             match self.gate.poll_ticket(self.key, self.ticket, cx.waker()) {
-                TicketPoll::Granted(permit) => {
+                TicketPoll::Granted(grant) => {
                     self.done = true;
+                    let permit = Permit::new(self.gate.clone(), self.key, grant);
                     tracing::debug!(
                         key = %format_args!("{:016x}", self.key),
                         waited = ?self.since.elapsed(),
@@ -127,7 +149,7 @@ impl Waiting {
                     self.done = true;
                     return Poll::Ready(Err(wait));
                 }
-                TicketPoll::Lost => match self.gate.acquire(self.key, self.need, self.deadline) {
+                TicketPoll::Lost => match acquire(&self.gate, self.key, self.need, self.deadline) {
                     Acquire::Go(permit) => {
                         self.done = true;
                         return Poll::Ready(Ok(permit));

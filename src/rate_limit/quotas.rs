@@ -234,6 +234,14 @@ impl Quotas {
         self.items.iter().any(|t| t.trusted && t.resource.is_none())
     }
 
+    /// Whether a believed quota binding `need` is out: a throttle for it
+    /// is explained.
+    pub(super) fn explains(&self, now: Instant, need: &Need) -> bool {
+        self.items
+            .iter()
+            .any(|t| t.binds(need) && t.quota.is_exhausted(now))
+    }
+
     pub(super) fn is_exhausted(&self, now: Instant) -> bool {
         self.items
             .iter()

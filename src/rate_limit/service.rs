@@ -10,8 +10,9 @@ use tower_service::Service;
 
 use super::future::ResponseFuture;
 use super::key::RequestFns;
+use super::permit::{acquire, Acquire};
 use super::refusal::{Refusal, WaitForPermit};
-use super::table::{Acquire, Gate};
+use super::table::Gate;
 use super::{GateStats, RateLimitAwareLayer};
 
 /// Holds or paces requests to a rate-limited service; made by
@@ -117,11 +118,9 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let read = self
-            .fns
-            .read(req, &self.gate.hasher, self.gate.needs_routes());
+        let read = self.fns.read(req, &self.gate.hasher);
         let req = read.req;
-        match self.gate.acquire(read.key, read.need, read.deadline) {
+        match acquire(&self.gate, read.key, read.need, read.deadline) {
             Acquire::Go(mut permit) => {
                 let fut = self.inner.call(req);
                 permit.mark_sent();

@@ -9,7 +9,6 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::Duration;
@@ -20,7 +19,6 @@ use super::entry::{Decision, Entry, Parked, Waiter};
 use super::key::KeyHasher as HashKeys;
 use super::limit::Limit;
 use super::model::{Admit, Grant, Knobs, Limited, Need, Uncounted};
-use super::permit::{Permit, Waiting};
 use super::response::Outcome;
 use super::time::after;
 use super::GateStats;
@@ -55,9 +53,6 @@ pub(crate) struct Gate {
     /// Seeds key hashes, so that key collisions cannot be planned (fixed
     /// with a store, so that every process names a key alike).
     pub(crate) hasher: HashKeys,
-    /// Whether any response has named a resource: only then do requests
-    /// need their route computed.
-    scoped: AtomicBool,
     state: Mutex<State>,
 }
 
@@ -86,18 +81,19 @@ struct State {
     next_ticket: u64,
 }
 
-/// The answer to a new request.
-pub(crate) enum Acquire {
+/// The table's answer to a new request (wrapped in handles by
+/// [`permit`](super::permit)).
+pub(super) enum Admission {
     /// Go now.
-    Go(Permit),
-    /// Wait in line (at most this long).
-    Wait(Waiting, Duration),
+    Go(Grant),
+    /// Wait in line with this ticket (at most this long).
+    Wait(u64, Duration),
     /// The wait would exceed `max_wait` or the request's deadline.
     Refuse(Duration),
 }
 
 pub(super) enum TicketPoll {
-    Granted(Permit),
+    Granted(Grant),
     Refused(Duration),
     /// Still waiting; the keeper gets the instant to sleep until.
     Pending(Option<Instant>),
@@ -138,7 +134,6 @@ impl Gate {
         Gate {
             config,
             hasher,
-            scoped: AtomicBool::new(false),
             state: Mutex::new(State {
                 entries: HashMap::default(),
                 tick: 0,
@@ -154,18 +149,8 @@ impl Gate {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether requests should carry their route (a resource was named).
-    pub(crate) fn needs_routes(&self) -> bool {
-        self.scoped.load(Ordering::Relaxed)
-    }
-
     /// Admission of a new request for `key`.
-    pub(crate) fn acquire(
-        self: &Arc<Self>,
-        key: u64,
-        mut need: Need,
-        deadline: Option<Instant>,
-    ) -> Acquire {
+    pub(super) fn admit(&self, key: u64, mut need: Need, deadline: Option<Instant>) -> Admission {
         let now = Instant::now();
         let config = &self.config;
         let knobs = config.knobs();
@@ -188,9 +173,7 @@ impl Gate {
                 .constraints
                 .check(now, entry.in_flight(), &need, knobs);
             if verdict.admit == Admit::Now || (refuse_at.is_none() && bound <= now) {
-                let grant = entry.grant(now, need);
-                drop(guard);
-                return Acquire::Go(Permit::new(self.clone(), key, grant));
+                return Admission::Go(entry.grant(now, need));
             }
         }
         let wait = match refuse_at {
@@ -202,7 +185,7 @@ impl Gate {
                 };
                 let at = entry.constraints.estimate(now, mine, &need);
                 if at > refuse_at {
-                    return Acquire::Refuse(at.saturating_duration_since(now));
+                    return Admission::Refuse(at.saturating_duration_since(now));
                 }
                 at.saturating_duration_since(now)
             }
@@ -215,19 +198,10 @@ impl Gate {
             release_at: bound,
             waker: None,
         });
-        drop(guard);
-        Acquire::Wait(
-            Waiting::new(self.clone(), key, ticket, need, deadline),
-            wait,
-        )
+        Admission::Wait(ticket, wait)
     }
 
-    pub(super) fn poll_ticket(
-        self: &Arc<Self>,
-        key: u64,
-        ticket: u64,
-        waker: &Waker,
-    ) -> TicketPoll {
+    pub(super) fn poll_ticket(&self, key: u64, ticket: u64, waker: &Waker) -> TicketPoll {
         let now = Instant::now();
         let knobs = self.config.knobs();
         let mut wake = Vec::new();
@@ -254,7 +228,7 @@ impl Gate {
             w.wake();
         }
         match result {
-            Ok(grant) => TicketPoll::Granted(Permit::new(self.clone(), key, grant)),
+            Ok(grant) => TicketPoll::Granted(grant),
             Err(other) => other,
         }
     }
@@ -284,7 +258,6 @@ impl Gate {
                     if grant.need.route != 0 {
                         entry.learn_route(grant.need.route, resource);
                     }
-                    self.scoped.store(true, Ordering::Relaxed);
                 }
                 entry.land(grant);
                 if let Some(limited) = limited {
@@ -421,3 +394,6 @@ fn trace_limited(key: u64, limited: Limited, waiting: usize) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

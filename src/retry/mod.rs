@@ -40,7 +40,7 @@
 //! ```
 
 use std::fmt;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -63,11 +63,13 @@ pub(crate) use request::is_idempotent_request;
 pub use request::{Attempt, Idempotency, ReplayBody, RetryRequest};
 
 type Hook = Arc<dyn Fn(&RetryEvent) + Send + Sync>;
+type GiveUpHook = Arc<dyn Fn(GiveUp) + Send + Sync>;
 
 /// Retry with backoff: a [`tower::Layer`] and the [`tower::retry::Policy`]
 /// it installs.
 ///
-/// Defaults: 5 attempts in all (seed 001's `max_attempts`), [`Jitter::Full`]
+/// Defaults: 5 attempts in all (`max_attempts` of the AI-API retry article's
+/// client), [`Jitter::Full`]
 /// (none for [`decorrelated`](Self::decorrelated), which is its own jitter),
 /// `Retry-After` honoured up to the schedule's cap, no time limit, no budget,
 /// [`HttpClassifier`], [`Idempotency::Auto`], an entropy-seeded random source.
@@ -91,6 +93,12 @@ struct Config {
     honor_retry_after: bool,
     idempotency: Idempotency,
     on_retry: Option<Hook>,
+    on_give_up: Option<GiveUpHook>,
+    /// What the constructor found wrong with its arguments (base above the
+    /// cap, a zero duration), reported with the other settings' problems.
+    schedule_problem: Option<String>,
+    /// Whether the settings' problems were reported (once per configuration).
+    warned: Arc<AtomicBool>,
     seed: u64,
     /// Numbers the requests that need randomness, so that each gets its own
     /// stream derived from `seed` without a shared lock.
@@ -148,6 +156,9 @@ impl BackoffRetryLayer {
                 honor_retry_after: true,
                 idempotency: Idempotency::Auto,
                 on_retry: None,
+                on_give_up: None,
+                schedule_problem: None,
+                warned: Arc::new(AtomicBool::new(false)),
                 seed: BackoffRng::from_entropy().next_u64(),
                 streams: Arc::new(AtomicU64::new(0)),
             }),
@@ -157,37 +168,63 @@ impl BackoffRetryLayer {
     }
 
     /// `base × 2^n`, capped at `max_delay` ([`Exponential`]).
+    ///
+    /// A `base` above `max_delay`, or a zero `base`, is logged once as a
+    /// `tracing` warning when the layer wraps a service.
     pub fn exponential(base: Duration, max_delay: Duration) -> Self {
-        Self::new(Exponential::new(base, max_delay))
+        Self::new(Exponential::new(base, max_delay)).check_base("base", base, max_delay)
     }
 
     /// `step × (n + 1)`, capped at `max_delay` ([`Linear`]).
     pub fn linear(step: Duration, max_delay: Duration) -> Self {
-        Self::new(Linear::new(step, max_delay))
+        Self::new(Linear::new(step, max_delay)).check_base("step", step, max_delay)
     }
 
     /// The same `delay` before every retry ([`Constant`]); `Retry-After` up to
     /// `delay` is honoured (raise it with [`max_retry_after`](Self::max_retry_after)).
     pub fn constant(delay: Duration) -> Self {
-        Self::new(Constant::new(delay))
+        Self::new(Constant::new(delay)).check_base("delay", delay, delay)
     }
 
     /// `base × F(n + 1)`, capped at `max_delay` ([`Fibonacci`]).
     pub fn fibonacci(base: Duration, max_delay: Duration) -> Self {
-        Self::new(Fibonacci::new(base, max_delay))
+        Self::new(Fibonacci::new(base, max_delay)).check_base("base", base, max_delay)
     }
 
     /// AWS decorrelated jitter, `min(max_delay, U(base, 3 × previous))`
     /// ([`Decorrelated`]); jitter defaults to [`Jitter::None`] since the
     /// schedule is random by itself.
     pub fn decorrelated(base: Duration, max_delay: Duration) -> Self {
-        Self::new(Decorrelated::new(base, max_delay)).jitter(Jitter::None)
+        Self::new(Decorrelated::new(base, max_delay))
+            .jitter(Jitter::None)
+            .check_base("base", base, max_delay)
+    }
+
+    /// Notes a constructor argument that makes the schedule degenerate, for
+    /// the warning [`fresh`](Self::fresh) logs.
+    fn check_base(mut self, name: &str, base: Duration, max_delay: Duration) -> Self {
+        let problem = if base.is_zero() {
+            Some(format!(
+                "{name} is zero: retries follow each other without a pause"
+            ))
+        } else if base > max_delay {
+            Some(format!(
+                "{name} {base:?} is above the cap {max_delay:?}: every delay is the cap (arguments swapped?)"
+            ))
+        } else {
+            None
+        };
+        self.config_mut().schedule_problem = problem;
+        self
     }
 }
 
 impl<C> BackoffRetryLayer<C> {
     fn config_mut(&mut self) -> &mut Config {
-        Arc::make_mut(&mut self.config)
+        let config = Arc::make_mut(&mut self.config);
+        // A changed configuration is checked anew.
+        config.warned = Arc::new(AtomicBool::new(false));
+        config
     }
 
     /// Attempts in all, the first included (default 5). `0` and `1` both
@@ -231,7 +268,8 @@ impl<C> BackoffRetryLayer<C> {
     }
 
     /// The longest server-requested wait to honour (default: the schedule's
-    /// `max_delay`, as in seed 001). Longer requests end the retries.
+    /// `max_delay`, as in the AI-API retry article's client). Longer requests end
+    /// the retries.
     pub fn max_retry_after(mut self, cap: Duration) -> Self {
         self.config_mut().max_retry_after = Some(cap);
         self
@@ -288,7 +326,37 @@ impl<C> BackoffRetryLayer<C> {
         self
     }
 
-    /// Replace the classification with a closure returning a [`Decision`].
+    /// Call `hook` when the layer stops retrying a request that failed in a
+    /// retryable way and returns its last response or error, with the reason
+    /// ([`GiveUp`]): attempts or time used up, the budget, a server asking to
+    /// wait longer than the cap, a request unsafe to replay, the schedule's
+    /// own end. Not called for successes or for failures that are never
+    /// retried (a 404). The same give-ups are `tracing` events (debug level),
+    /// but the hook needs no subscriber. Keep it quick: it runs inline.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_backoff::retry::GiveUp;
+    /// use tower_backoff::BackoffRetryLayer;
+    ///
+    /// let layer = BackoffRetryLayer::exponential(Duration::from_millis(100), Duration::from_secs(10))
+    ///     .on_give_up(|why| {
+    ///         if why == GiveUp::RetryAfterTooLong {
+    ///             eprintln!("the server asked for a longer wait than the cap; answer returned");
+    ///         }
+    ///     });
+    /// # let _ = layer;
+    /// ```
+    pub fn on_give_up<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(GiveUp) + Send + Sync + 'static,
+    {
+        self.config_mut().on_give_up = Some(Arc::new(hook));
+        self
+    }
+
+    /// Replace the classification with a closure returning a
+    /// [`Decision`](crate::classify::Decision).
     /// This also makes the layer usable for request types other than HTTP
     /// (they implement [`RetryRequest`]).
     ///
@@ -358,9 +426,52 @@ impl<C: Clone> BackoffRetryLayer<C> {
     /// A copy with no per-request state: the policy a new service (or the
     /// reqwest-middleware adapter) starts from.
     pub(crate) fn fresh(&self) -> Self {
+        self.config.warn_once_about_settings();
         let mut policy = self.clone();
         policy.state = RequestState::default();
         policy
+    }
+}
+
+impl Config {
+    /// Settings that are legal but almost surely not what the user meant.
+    fn problems(&self) -> Vec<String> {
+        let mut problems: Vec<String> = self.schedule_problem.iter().cloned().collect();
+        if self.schedule.max_delay().is_zero() {
+            problems.push("the schedule's cap is zero: every retry is sent at once".into());
+        }
+        if self.max_elapsed.is_some_and(|d| d.is_zero()) {
+            problems.push("max_elapsed is zero: no request is ever retried".into());
+        }
+        if self.honor_retry_after && self.max_retry_after.is_some_and(|d| d.is_zero()) {
+            problems.push(
+                "max_retry_after is zero: any Retry-After ends the retries (honor_retry_after(false) ignores it instead)".into(),
+            );
+        }
+        if let Jitter::Proportional { low, high } = self.jitter {
+            if !(0.0..=f64::MAX).contains(&low) || !(0.0..=f64::MAX).contains(&high) || low > high {
+                problems.push(format!(
+                    "Jitter::Proportional {{ low: {low}, high: {high} }}: bounds must be finite, non-negative and low ≤ high"
+                ));
+            }
+        }
+        problems
+    }
+
+    /// Logs [`problems`](Self::problems) as one `tracing` warning, the first
+    /// time a service is built from this configuration.
+    fn warn_once_about_settings(&self) {
+        if self.warned.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let problems = self.problems();
+        if !problems.is_empty() {
+            tracing::warn!(
+                target: "tower_backoff::retry",
+                problems = %problems.join("; "),
+                "BackoffRetryLayer built with settings that are probably a mistake"
+            );
+        }
     }
 }
 

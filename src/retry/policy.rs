@@ -26,6 +26,15 @@ where
         match self.plan_retry(req, &decision, attempt) {
             Ok((delay, cost)) => {
                 req.set_attempt(attempt.saturating_add(1));
+                // The next attempt must be done by `max_elapsed`: layers
+                // inside (the gate) wait no longer. The first attempt cannot
+                // carry it (tower sends the caller's own request), so set
+                // `Deadline` on it yourself to bound its wait too.
+                if let (Some(start), Some(max)) = (self.state.start, self.config.max_elapsed) {
+                    if let Some(deadline) = start.checked_add(max) {
+                        req.set_deadline(deadline);
+                    }
+                }
                 let budget = self.config.budget.clone();
                 Some(Backoff::new(tokio::time::sleep(delay), budget, cost))
             }
@@ -38,6 +47,9 @@ where
                     why = %why,
                     "giving up; returning the last response"
                 );
+                if let Some(hook) = &self.config.on_give_up {
+                    hook(why);
+                }
                 None
             }
         }
@@ -126,8 +138,10 @@ impl<C> BackoffRetryLayer<C> {
             .delay(attempt - 1, self.state.prev_delay, rng)
             .ok_or(Some(GiveUp::ScheduleExhausted))?
             .min(cap);
-        let jittered = config.jitter.apply(base, cap, rng);
-        let delay = hint.map_or(jittered, |h| h.max(jittered));
+        let delay = match hint {
+            None => config.jitter.apply(base, cap, rng),
+            Some(h) => config.jitter.above_hint(base, h, cap, rng),
+        };
 
         if let Some(max_elapsed) = config.max_elapsed {
             let now = Instant::now();
@@ -147,7 +161,10 @@ impl<C> BackoffRetryLayer<C> {
             }
         }
 
-        self.state.prev_delay = base;
+        // A server's wait counts as the previous delay for schedules that grow
+        // from it (decorrelated: the next draw is from `[base, 3 × hint]`, so
+        // requests held by the same hint drift apart on their next retry).
+        self.state.prev_delay = hint.map_or(base, |h| base.max(h.min(cap)));
         self.state.last_cost = Some(cost);
         let event = RetryEvent {
             attempt: attempt.saturating_add(1),

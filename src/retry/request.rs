@@ -31,6 +31,7 @@ impl Attempt {
 
 /// Which requests may be sent twice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Idempotency {
     /// RFC 9110 §9.2.2: GET, HEAD, OPTIONS, PUT, DELETE and TRACE are
     /// idempotent, and so is any request carrying an `Idempotency-Key`
@@ -71,6 +72,14 @@ pub trait RetryRequest: Sized {
     /// Record the attempt number (1-based) on the request. Default: nothing.
     fn set_attempt(&mut self, attempt: u32) {
         let _ = attempt;
+    }
+
+    /// Record when the request must be done (the retry layer's
+    /// `max_elapsed`), so that layers inside it wait no longer. Default:
+    /// nothing. For `http::Request`: the [`Deadline`](crate::Deadline)
+    /// extension, unless it already holds an earlier one.
+    fn set_deadline(&mut self, deadline: tokio::time::Instant) {
+        let _ = deadline;
     }
 }
 
@@ -139,6 +148,16 @@ impl<B: ReplayBody> RetryRequest for Request<B> {
 
     fn set_attempt(&mut self, attempt: u32) {
         self.extensions_mut().insert(Attempt(attempt));
+    }
+
+    fn set_deadline(&mut self, deadline: tokio::time::Instant) {
+        let earlier = self
+            .extensions()
+            .get::<crate::Deadline>()
+            .is_some_and(|d| d.0 <= deadline);
+        if !earlier {
+            self.extensions_mut().insert(crate::Deadline(deadline));
+        }
     }
 }
 

@@ -3,8 +3,8 @@ use std::time::Duration;
 use super::Schedule;
 use crate::BackoffRng;
 
-/// The same delay before every retry (seed 001's `CONSTANT`, for a known
-/// rate-limit window).
+/// The same delay before every retry (the AI-API retry article's `CONSTANT`,
+/// for a known rate-limit window).
 ///
 /// ```
 /// use std::time::Duration;

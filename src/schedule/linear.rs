@@ -6,8 +6,8 @@ use crate::BackoffRng;
 
 /// `initial + step × n`, capped: a delay that grows by a fixed step.
 ///
-/// By default `initial = step`, so the first retry waits one step. Seed 001's
-/// `linear_backoff` (`step × attempt` with `attempt` from 0) is
+/// By default `initial = step`, so the first retry waits one step. The AI-API
+/// retry article's `linear_backoff` (`step × attempt` with `attempt` from 0) is
 /// `.initial(Duration::ZERO)`.
 ///
 /// ```

@@ -2,7 +2,7 @@
 //! to wait". No async, no clock, no tower.
 //!
 //! A [`Schedule`] returns the base delay before retry `n` (0 for the first
-//! retry); [`Jitter`](crate::Jitter) then randomises it. Every schedule
+//! retry); [`Jitter`] then randomises it. Every schedule
 //! saturates instead of overflowing for any `n` up to `u32::MAX` and any
 //! `Duration`, and never returns more than its [`max_delay`](Schedule::max_delay).
 //!
@@ -47,6 +47,32 @@ pub use linear::Linear;
 /// Implementations must be total: no panic and no overflow for any `retry`
 /// in `0..=u32::MAX` or any `prev`, and never a delay above
 /// [`max_delay`](Schedule::max_delay).
+///
+/// A schedule of your own plugs into [`BackoffRetryLayer::new`](crate::BackoffRetryLayer::new)
+/// and gets the layer's jitter, limits and budget like the built-in ones:
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_backoff::{BackoffRetryLayer, BackoffRng, Schedule};
+///
+/// /// Polls a long-running job: 1 s, 1 s, 1 s, then every 5 s, until 5 s caps it.
+/// struct Polling;
+///
+/// impl Schedule for Polling {
+///     fn delay(&self, retry: u32, _prev: Duration, _rng: &mut BackoffRng) -> Option<Duration> {
+///         Some(if retry < 3 { Duration::from_secs(1) } else { Duration::from_secs(5) })
+///     }
+///
+///     fn max_delay(&self) -> Duration {
+///         Duration::from_secs(5)
+///     }
+/// }
+///
+/// let layer = BackoffRetryLayer::new(Polling).max_attempts(10);
+/// # let _ = layer;
+/// let delays: Vec<u64> = Polling.delays().take(5).map(|d| d.as_secs()).collect();
+/// assert_eq!(delays, [1, 1, 1, 5, 5]);
+/// ```
 pub trait Schedule {
     /// The delay before retry number `retry` (0 for the first retry), given
     /// the previous delay (`Duration::ZERO` before the first retry), or `None`

@@ -327,7 +327,7 @@ fn assert_within_2pct(actual: f64, expected: f64) {
 
 #[test]
 fn ethernet_mean_slots_after_three_collisions_is_three_and_a_half() {
-    // Seed 002: E(c) = (2^c − 1) / 2 slots; E(3) = 3.5.
+    // Ethernet (IEEE 802.3) binary exponential backoff: E(c) = (2^c − 1) / 2 slots; E(3) = 3.5.
     let (mean, max) = ethernet_mean_slots(3, 3);
     assert_within_2pct(mean, 3.5);
     assert_eq!(max, 7, "slots after 3 collisions are 0..=7");
@@ -383,12 +383,13 @@ fn decorrelated_draws_stay_between_base_and_three_times_prev() {
 }
 
 // ---------------------------------------------------------------------------
-// The seeds' own examples
+// The sources' own examples: the Python AI-API retry loop, the AI-API retry
+// article's client, Ethernet 802.3, Celery, APUE
 // ---------------------------------------------------------------------------
 
 #[test]
-fn seed_000_waits_two_to_the_n_plus_up_to_one_second() {
-    // Seed 000: wait_time = 2 ** attempt + random.uniform(0, 1).
+fn python_ai_api_loop_waits_two_to_the_n_plus_up_to_one_second() {
+    // The Python AI-API retry loop: wait_time = 2 ** attempt + random.uniform(0, 1).
     let schedule = Exponential::new(SEC, secs(1 << 40));
     for seed in 0..200 {
         let waits: Vec<_> = schedule
@@ -405,8 +406,8 @@ fn seed_000_waits_two_to_the_n_plus_up_to_one_second() {
 }
 
 #[test]
-fn seed_001_exponential_backoff_stays_in_jittered_range() {
-    // Seed 001: delay = base * 2**attempt * (0.5 + random()), at most max_delay,
+fn ai_api_article_exponential_backoff_stays_in_jittered_range() {
+    // The AI-API retry article's client: delay = base * 2**attempt * (0.5 + random()), at most max_delay,
     // with base 1 s and max 60 s. The crate jitters the capped delay (so that
     // clients spread out at the cap), which lowers the floor from 0.5 · 2^n
     // to 0.5 · min(2^n, 60) once 2^n passes the cap.
@@ -434,8 +435,8 @@ fn seed_001_exponential_backoff_stays_in_jittered_range() {
 }
 
 #[test]
-fn seed_001_linear_scenarios_match() {
-    // Seed 001: delay = step * attempt, attempt from 0, at most max_delay.
+fn ai_api_article_linear_scenarios_match() {
+    // The AI-API retry article's client: delay = step * attempt, attempt from 0, at most max_delay.
     // "断网重连" (1 s, 10 s), "Redis 连接" (0.5 s, 5 s), "数据库主从切换" (2 s, 30 s).
     let reconnect: Vec<_> = Linear::new(SEC, secs(10))
         .initial(Duration::ZERO)
@@ -470,7 +471,7 @@ fn seed_001_linear_scenarios_match() {
 
 #[test]
 fn celery_factor_one_maximum_600_matches_exactly() {
-    // Seed 002: min(maximum, factor * 2 ** retries), full_jitter=False.
+    // Celery's get_exponential_backoff_interval: min(maximum, factor * 2 ** retries), full_jitter=False.
     let s = Celery::new(1, 600);
     let countdowns: Vec<_> = s.delays().take(14).map(|d| d.as_secs()).collect();
     assert_eq!(
@@ -485,7 +486,7 @@ fn celery_factor_one_maximum_600_matches_exactly() {
 
 #[test]
 fn celery_full_jitter_draws_whole_seconds_up_to_countdown() {
-    // Seed 002: countdown = random.randrange(countdown + 1), i.e. 0..=countdown.
+    // Celery, full_jitter=True: countdown = random.randrange(countdown + 1), i.e. 0..=countdown.
     let s = Celery::new(1, 600).full_jitter(true);
     let mut rng = BackoffRng::seeded(1);
     for retry in 0..16u32 {
@@ -517,7 +518,7 @@ fn celery_full_jitter_draws_whole_seconds_up_to_countdown() {
 
 #[test]
 fn apue_connect_retry_sleeps_one_to_128_seconds_then_gives_up() {
-    // Seed 002, APUE §16.4 connect_retry: sleep numsec, doubling, up to MAXSLEEP = 128.
+    // APUE §16.4 connect_retry: sleep numsec, doubling, up to MAXSLEEP = 128.
     let mut delays = Exponential::new(SEC, secs(128)).max_retries(8).delays();
     let slept: Vec<_> = delays.by_ref().map(|d| d.as_secs()).collect();
     assert_eq!(slept, [1, 2, 4, 8, 16, 32, 64, 128]);

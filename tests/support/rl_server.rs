@@ -57,6 +57,7 @@ struct Bucket {
     /// Every decision: (time since creation, accepted).
     log: Vec<(Duration, bool)>,
     born: Instant,
+    zero_hint: bool,
 }
 
 impl Bucket {
@@ -109,6 +110,7 @@ impl MockServer {
                 window: (0, 0),
                 log: Vec::new(),
                 born: Instant::now(),
+                zero_hint: false,
             })),
             mode,
         }
@@ -155,6 +157,19 @@ impl MockServer {
         self.bucket.lock().unwrap().closed_until = Some(Instant::now() + d);
     }
 
+    /// From now on, refill at `rate` per second.
+    pub fn set_rate(&self, rate: f64) {
+        let mut b = self.bucket.lock().unwrap();
+        b.refill(Instant::now());
+        b.rate = rate;
+    }
+
+    /// Every `Retry-After` says 0 (a server that asks for no wait at all).
+    pub fn with_zero_retry_after(self) -> Self {
+        self.bucket.lock().unwrap().zero_hint = true;
+        self
+    }
+
     /// Decides one call at the server: `(status, headers)`.
     fn decide(&self) -> (StatusCode, HeaderMap) {
         if let Mode::FixedWindow { q, w } = self.mode {
@@ -182,7 +197,11 @@ impl MockServer {
         } else {
             (1.0 - b.tokens).max(0.0) / b.rate
         };
-        let retry_after_secs = (wait.ceil() as u64).max(1);
+        let retry_after_secs = if b.zero_hint {
+            0
+        } else {
+            (wait.ceil() as u64).max(1)
+        };
         match self.mode {
             Mode::RateLimit | Mode::RateLimitNextToken => {
                 let q = b.rate.round() as u64;

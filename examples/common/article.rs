@@ -1,4 +1,4 @@
-//! Seed 001's `AIRetryClient` retry loop, as a `tower::retry::Policy`.
+//! The AI-API retry article's client (`AIRetryClient`): its retry loop, as a `tower::retry::Policy`.
 //!
 //! The Python loop it mirrors, for each request:
 //!
@@ -16,14 +16,14 @@
 //! optionally `× U(0.5, 1.5)`; then `min(·, max_delay)`. Transport errors are
 //! retried on the same schedule.
 //!
-//! Two differences, both in the seed's favour: the seed also sleeps once more
+//! Two differences, both in the article's favour: the article's client also sleeps once more
 //! after its fifth failure before raising (wasted time, skipped here), and an
 //! unparseable `Retry-After` (a `ValueError` in Python) just gives up.
 //!
-//! **Scaling.** The seed's durations are in "seed seconds": one seed second is
+//! **Scaling.** The article's durations are in "article seconds": one article second is
 //! one window of the server (`burst ÷ rate`, its refill time), so a delay the
-//! seed chose for its API means the same here. With the default limits the
-//! window is exactly 1 s and the seed's figures are used as published.
+//! article chose for its API means the same here. With the default limits the
+//! window is exactly 1 s and the article's figures are used as published.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -35,7 +35,7 @@ use tower::retry::Policy;
 
 /// `RetryConfig.max_attempts`: attempts in all, the first included.
 const MAX_ATTEMPTS: u32 = 5;
-/// `RetryConfig.max_delay`, in seed seconds.
+/// `RetryConfig.max_delay`, in article seconds.
 const MAX_DELAY: f64 = 60.0;
 
 /// `RetryConfig.retryable_status_codes`, shared with the tower reference.
@@ -47,7 +47,7 @@ pub const RETRYABLE: [StatusCode; 5] = [
     StatusCode::GATEWAY_TIMEOUT,
 ];
 
-/// `RetryStrategy`, with the seed's `base_delay` in seed seconds.
+/// `RetryStrategy`, with the article's `base_delay` in article seconds.
 #[derive(Clone, Copy, Debug)]
 pub enum Strategy {
     /// `base` before every retry.
@@ -58,12 +58,12 @@ pub enum Strategy {
     Exponential(f64),
 }
 
-/// One request's run through the seed's loop.
+/// One request's run through the article's loop.
 #[derive(Clone, Debug)]
-pub struct Seed001Policy {
+pub struct ArticlePolicy {
     strategy: Strategy,
     jitter: bool,
-    /// Length of one seed second on this server.
+    /// Length of one article second on this server.
     unit: Duration,
     /// Index of the attempt whose result comes next (`attempt` in Python).
     attempt: u32,
@@ -71,10 +71,10 @@ pub struct Seed001Policy {
     rng: Arc<Mutex<SmallRng>>,
 }
 
-impl Seed001Policy {
-    /// The seed's loop with `strategy`, `× U(0.5, 1.5)` jitter if `jitter`.
+impl ArticlePolicy {
+    /// The article's loop with `strategy`, `× U(0.5, 1.5)` jitter if `jitter`.
     pub fn new(strategy: Strategy, jitter: bool, unit: Duration, seed: u64) -> Self {
-        Seed001Policy {
+        ArticlePolicy {
             strategy,
             jitter,
             unit,
@@ -119,7 +119,7 @@ impl Seed001Policy {
     }
 }
 
-impl<B: Clone, Rb, E> Policy<Request<B>, Response<Rb>, E> for Seed001Policy {
+impl<B: Clone, Rb, E> Policy<Request<B>, Response<Rb>, E> for ArticlePolicy {
     type Future = tokio::time::Sleep;
 
     fn retry(

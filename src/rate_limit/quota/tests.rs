@@ -1,0 +1,227 @@
+use super::*;
+use crate::rate_limit::model::Need;
+
+/// A grant whose batch is its sequence number (one request per batch).
+fn g(now: Instant, seq: u64) -> Grant {
+    Grant {
+        released_at: now,
+        seq,
+        generation: seq,
+        need: Need::default(),
+    }
+}
+
+fn statement_limit(remaining: u64, reset: u64, limit: u64) -> Statement {
+    Statement {
+        remaining,
+        reset: Duration::from_secs(reset),
+        limit: Some(limit),
+        window: None,
+        min_rate: MIN_RATE,
+        continuous: false,
+    }
+}
+
+fn statement(remaining: u64, reset: u64, policy: Option<(u64, u64)>) -> Statement {
+    Statement {
+        remaining,
+        reset: Duration::from_secs(reset),
+        limit: policy.map(|p| p.0),
+        window: policy.map(|p| Duration::from_secs(p.1)),
+        min_rate: MIN_RATE,
+        continuous: false,
+    }
+}
+
+#[test]
+fn remaining_zero_waits_for_the_reset_then_spreads_the_window() {
+    let now = Instant::now();
+    let q = Quota::new(&statement(0, 30, Some((60, 60))), now, g(now, 1), 0.0, 2);
+    // The new window's first request goes at the reset…
+    assert_eq!(
+        q.check(now, 0, 1.0),
+        Admit::At(now + Duration::from_secs(30))
+    );
+    // …and the rest are spread: the tenth 9 s later, not at the reset.
+    let t = q.time_for(now, 10.0).unwrap();
+    assert_eq!(t, now + Duration::from_secs(39));
+}
+
+#[test]
+fn in_flight_requests_count_against_remaining() {
+    let now = Instant::now();
+    let mut q = Quota::new(&statement(3, 10, None), now, g(now, 1), 2.0, 4);
+    assert_eq!(q.check(now, 0, 1.0), Admit::Now);
+    q.on_grant(now, 1.0);
+    assert!(q.is_exhausted(now));
+    assert_eq!(
+        q.check(now, 0, 1.0),
+        Admit::At(now + Duration::from_secs(10))
+    );
+    assert!(q.is_stale(now + Duration::from_secs(10)));
+}
+
+#[test]
+fn a_known_limit_comes_back_at_the_reset_less_what_was_committed() {
+    let now = Instant::now();
+    let q = Quota::new(&statement_limit(0, 10, 60), now, g(now, 1), 5.0, 2);
+    assert_eq!(
+        q.check(now, 0, 1.0),
+        Admit::At(now + Duration::from_secs(10))
+    );
+    let reset = now + Duration::from_secs(10);
+    assert!(!q.is_stale(reset));
+    assert!((q.available(reset) - 55.0).abs() < 1e-9);
+    let mut q = q;
+    q.on_grant(reset, 1.0);
+    assert!((q.available(reset) - 54.0).abs() < 1e-9);
+    // Releases before the reset are taken from what it brings back.
+    let mut q = Quota::new(&statement_limit(3, 10, 60), now, g(now, 1), 0.0, 2);
+    q.on_grant(now, 1.0);
+    q.on_grant(now, 1.0);
+    assert!((q.available(reset) - 58.0).abs() < 1e-9);
+}
+
+#[test]
+fn a_stale_reply_only_lowers_the_count() {
+    let now = Instant::now();
+    let mut q = Quota::new(&statement(5, 10, None), now, g(now, 10), 0.0, 11);
+    q.update(&statement(9, 10, None), now, g(now, 3), 0.0, 11);
+    assert!((q.available(now) - 5.0).abs() < 1e-9);
+    q.update(&statement(2, 10, None), now, g(now, 4), 0.0, 11);
+    assert!((q.available(now) - 2.0).abs() < 1e-9);
+}
+
+#[test]
+fn a_batch_counts_from_its_smallest_remaining_as_replies_arrive() {
+    let now = Instant::now();
+    let batch = |seq| Grant {
+        released_at: now,
+        seq,
+        generation: 1,
+        need: Need::default(),
+    };
+    let first = Grant {
+        released_at: now,
+        seq: 1,
+        generation: 0,
+        need: Need::default(),
+    };
+    let mut q = Quota::new(&statement(9, 1, None), now, first, 0.0, 2);
+    // Nine released together; the last released is processed first.
+    q.update(&statement(5, 1, None), now, batch(10), 8.0, 11);
+    assert!((q.available(now) - -3.0).abs() < 1e-9);
+    q.update(&statement(8, 1, None), now, batch(3), 7.0, 11);
+    q.update(&statement(1, 1, None), now, batch(7), 6.0, 11);
+    for (i, seq) in [2, 4, 5, 6, 8, 9].into_iter().enumerate() {
+        q.update(
+            &statement(10 - seq, 1, None),
+            now,
+            batch(seq),
+            (5 - i) as f64,
+            11,
+        );
+    }
+    // All replies in: the server has the batch's smallest `remaining`.
+    assert!((q.available(now) - 1.0).abs() < 1e-9);
+}
+
+#[test]
+fn a_continuous_quota_paces_at_its_rate_until_a_throttle() {
+    let now = Instant::now();
+    let later = now + Duration::from_millis(20);
+    let mut q = Quota::new(&statement(1, 1, Some((100, 1))), now, g(now, 1), 0.0, 2);
+    q.update(&statement(2, 1, Some((100, 1))), later, g(later, 2), 0.0, 3);
+    assert!(q.is_continuous());
+    q.update(&statement(0, 1, Some((100, 1))), later, g(later, 3), 0.0, 4);
+    // Next token in 10 ms at 100/s, not at the 1 s reset.
+    assert_eq!(
+        q.check(later, 0, 1.0),
+        Admit::At(later + Duration::from_millis(10))
+    );
+    q.on_throttle(later);
+    assert_eq!(
+        q.check(later, 0, 1.0),
+        Admit::At(later + Duration::from_secs(1))
+    );
+}
+
+#[test]
+fn a_later_request_stating_more_remaining_means_continuous() {
+    let now = Instant::now();
+    let later = now + Duration::from_millis(20);
+    // Statement r=1 from request 1, received when request 3 is next.
+    let mut q = Quota::new(&statement(1, 1, Some((100, 1))), now, g(now, 1), 0.0, 3);
+    // Request 2 was released before the statement arrived: the server may
+    // have counted it first.
+    q.update(&statement(2, 1, Some((100, 1))), later, g(now, 2), 0.0, 4);
+    assert!(!q.continuous);
+    q.update(&statement(2, 1, Some((100, 1))), later, g(later, 3), 0.0, 4);
+    assert!(q.continuous);
+}
+
+#[test]
+fn a_reply_that_overtook_cannot_raise_a_windows_count() {
+    let now = Instant::now();
+    let t = now + Duration::from_millis(5);
+    let mut q = Quota::new(&statement(25, 2, Some((200, 2))), now, g(now, 1), 3.0, 2);
+    // A later batch's request was processed before the first: r=32.
+    q.update(&statement(32, 2, Some((200, 2))), t, g(t, 2), 2.0, 3);
+    assert!((q.available(t) - 23.0).abs() < 1e-9);
+}
+
+#[test]
+fn a_window_reset_seen_early_is_not_a_refill() {
+    let now = Instant::now();
+    let later = now + Duration::from_millis(300);
+    // 200 per 2 s; `t` rounded up hides that the window ends at once.
+    let mut q = Quota::new(&statement(0, 1, Some((200, 2))), now, g(now, 1), 0.0, 2);
+    q.update(
+        &statement(199, 2, Some((200, 2))),
+        later,
+        g(later, 2),
+        0.0,
+        3,
+    );
+    assert!(!q.is_continuous());
+}
+
+#[test]
+fn a_fixed_window_never_looks_continuous() {
+    let now = Instant::now();
+    let mut q = Quota::new(&statement(5, 60, Some((5, 60))), now, g(now, 1), 0.0, 2);
+    for seq in 2..7 {
+        let t = now + Duration::from_millis(seq * 10);
+        q.on_grant(t, 1.0);
+        q.update(
+            &statement(6 - seq, 60, Some((5, 60))),
+            t,
+            g(t, seq),
+            0.0,
+            seq + 1,
+        );
+    }
+    assert!(!q.continuous);
+    assert!(matches!(
+        q.check(now + Duration::from_secs(1), 0, 1.0),
+        Admit::At(_)
+    ));
+}
+
+#[test]
+fn huge_values_do_not_overflow() {
+    let now = Instant::now();
+    let s = Statement {
+        remaining: u64::MAX,
+        reset: Duration::MAX,
+        limit: Some(u64::MAX),
+        window: Some(Duration::from_nanos(1)),
+        min_rate: MIN_RATE,
+        continuous: false,
+    };
+    let mut q = Quota::new(&s, now, g(now, 1), f64::from(u32::MAX), 2);
+    let _ = q.check(now, 0, 1.0);
+    let _ = q.time_for(now, 1e300);
+    q.on_grant(now, 1.0);
+    q.update(&s, now, g(now, 2), f64::from(u32::MAX), 3);
+}
