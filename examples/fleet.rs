@@ -31,7 +31,6 @@
 
 #[allow(dead_code)]
 mod common;
-#[allow(dead_code)]
 #[path = "../tests/support/redis.rs"]
 mod redis_server;
 

@@ -70,6 +70,11 @@ pub use schedule::Schedule;
 
 /// The README's snippets, compiled as doc tests: a snippet that stops
 /// compiling fails `cargo test --all-features`.
-#[cfg(all(doctest, feature = "hyper-util", feature = "reqwest-middleware"))]
+#[cfg(all(
+    doctest,
+    feature = "hyper-util",
+    feature = "reqwest-middleware",
+    feature = "redis"
+))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
