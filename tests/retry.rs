@@ -548,7 +548,7 @@ fn nonsense_settings_are_warned_about_once() {
     let svc = tower::service_fn(|_req: Request<String>| async {
         Ok::<_, std::convert::Infallible>(Response::new(()))
     });
-    let build = |layer: &BackoffRetryLayer| drop(layer.layer(svc.clone()));
+    let build = |layer: &BackoffRetryLayer| drop(layer.layer(svc));
 
     // Base and cap swapped: one warning, however many services are built.
     let swapped =

@@ -1,4 +1,7 @@
-//! Arbitrary response headers through every header parser at once.
+//! Arbitrary response headers through every header parser at once: every
+//! family of `HEADER_NAMES` (IETF policies, `X-RateLimit-*` with resources,
+//! X's `x-rate-limit-*`, OpenAI's and Anthropic's requests and tokens, and
+//! `Date`, the clock absolute times are read against).
 #![no_main]
 
 use std::time::{Duration, SystemTime};
@@ -31,11 +34,19 @@ fuzz_target!(|data: &[u8]| {
     if let Some(d) = hints.retry_after {
         assert!(d <= MAX_HINT);
     }
-    if let Some(rl) = hints.rate_limit {
+    assert!(hints.limits.len() <= headers::MAX_STATED);
+    let mut ids = Vec::new();
+    for rl in hints.rate_limit.iter().chain(hints.limits.iter().map(|s| &s.quota)) {
         if let (Some(limit), Some(remaining)) = (rl.limit, rl.remaining) {
             assert!(remaining <= limit);
         }
         assert!(rl.reset.is_none_or(|r| r <= MAX_HINT));
         assert!(rl.window.is_none_or(|w| w <= MAX_HINT && !w.is_zero()));
     }
+    for s in hints.limits.iter() {
+        assert!(!ids.contains(&s.id), "one limit stated twice");
+        ids.push(s.id);
+    }
+    assert_eq!(hints.limits, headers::stated(&map, now));
+    assert_eq!(hints.rate_limit, hints.limits.binding());
 });

@@ -18,50 +18,66 @@
 //! # What it reads
 //!
 //! Every response is parsed by [`crate::headers::hints`]: `Retry-After`
-//! (delta-seconds or HTTP-date), `retry-after-ms`, `x-ms-retry-after-ms`,
-//! the IETF `RateLimit`/`RateLimit-Policy` fields and their older forms,
-//! `X-RateLimit-*`, OpenAI's and Anthropic's headers, and gRPC's
-//! `grpc-retry-pushback-ms`. A *throttle* is a `429`, a gRPC
-//! `RESOURCE_EXHAUSTED` (`grpc-status: 8` in the headers of a trailers-only
-//! reply), or a `503`/`UNAVAILABLE` that names a wait. A gRPC status sent in
-//! trailers after a streamed reply is not visible to the gate.
+//! (delta-seconds or HTTP-date, read against the response's `Date`),
+//! `retry-after-ms`, `x-ms-retry-after-ms`, every limit of the IETF
+//! `RateLimit`/`RateLimit-Policy` fields and their older forms,
+//! `X-RateLimit-*` (with GitHub's `x-ratelimit-resource`), X's
+//! `x-rate-limit-*`, OpenAI's and Anthropic's requests and tokens headers,
+//! and gRPC's `grpc-retry-pushback-ms`. A *throttle* is a `429`, a `403`
+//! with rate-limit evidence (GitHub), a gRPC `RESOURCE_EXHAUSTED`
+//! (`grpc-status: 8` in the headers of a trailers-only reply), or a
+//! `503`/`UNAVAILABLE` that names a wait. A gRPC status sent in trailers
+//! after a streamed reply is not visible to the gate.
 //!
 //! # What it does, per key
 //!
-//! * **Hold.** After a throttle with a wait hint, no request for the key
-//!   goes before the hint has passed; waiting requests are woken by a timer,
-//!   never by polling. After `remaining = 0`, none goes before the reset.
-//! * **Pace to the stated quota.** The gate keeps an estimate of what the
-//!   server still takes: the `remaining` it stated, less the requests in
-//!   flight it may not have counted yet (those sent after the one that
-//!   carried the statement). Read as a fixed window by default, the quota
-//!   comes back at the reset — spread at the policy's rate `q / w` if one is
-//!   stated, rather than in a burst — or, with only a `limit` known, as much
-//!   of the limit as was not committed since. Once the server is seen to
-//!   refill continuously (a token bucket: it stated a larger `remaining` for
-//!   a later request, before its reset, by no more than its rate could
-//!   refill), releases follow its rate at once.
-//! * **Learn the rate** of a server that only says "429, Retry-After": each
-//!   throttle measures how many requests the server accepted in the period
-//!   before it; two periods give the server's sustained rate with its burst
-//!   taken out, and the gate paces just under it, probing upward slowly.
-//!   Where that fit is meaningless it falls back to multiplicative decrease
+//! A key holds several constraints at once, each from its own source; a
+//! request goes when every constraint that binds it has room, so the
+//! tightest binds:
+//!
+//! * **Holds.** After a throttle with a wait hint, no request goes before
+//!   the hint has passed — for the whole host, or for the one resource the
+//!   response named. A hold does not wipe a quota that still states room.
+//!   When it ends, requests come back as from a fresh key (slow start)
+//!   unless something paces the key. Waiting requests are woken by a timer,
+//!   never by polling.
+//! * **Stated quotas**, every one apart: requests and tokens, each IETF
+//!   policy by name, each resource's. The gate keeps an estimate of what the
+//!   server still takes: the `remaining` it stated, less the requests (or
+//!   tokens, by [`RequestCost`](crate::RequestCost)) in flight it may not
+//!   have counted yet. Read as a fixed window by default, a quota comes back
+//!   at the reset, spread at the policy's rate; once the server is seen to
+//!   refill continuously — or says so, as OpenAI's and Anthropic's headers
+//!   do — releases follow its rate at once. A quota contradicted by repeated
+//!   throttles while it claims room stops pacing until it says it is out.
+//! * **Configured limits** ([`Limit`]): token buckets per key, binding from
+//!   the first request.
+//! * **A learned rate** for a server that only says "429": each throttle
+//!   measures how many requests the server accepted in the period before
+//!   it; two periods give the server's sustained rate with its burst taken
+//!   out, and the gate paces just under it, probing upward slowly. Where
+//!   that fit is meaningless it falls back to multiplicative decrease
 //!   (β = 0.7, as the AWS SDKs' adaptive mode), never below the rate the
-//!   server sustained from one throttle to the next.
+//!   server sustained from one throttle to the next. Probes of a server that
+//!   accepts nothing are spaced further and further apart.
 //! * **Slow start** for a key it knows nothing about: one probe, then the
 //!   number in flight grows by one per accepted response (doubling per round
 //!   trip) until headers or a throttle say what the limit is. While no
 //!   response comes back, the window still grows by one a second, so a slow
 //!   service does not serialise every caller behind its probe.
-//! * **Short-circuit**: a request that would wait longer than
-//!   [`max_wait`](RateLimitAwareLayer::max_wait) gets, at once and without
-//!   reaching the server, a local `429` with `Retry-After` and the
-//!   [`LocalRateLimited`] extension. Requests already waiting are refused the
-//!   same way as soon as a new hold makes their wait too long.
+//!
+//! Every wait has a bound: no request waits longer than
+//! [`max_hold`](RateLimitAwareLayer::max_hold) in all, nor past its
+//! [`Deadline`](crate::Deadline); then it is sent. With
+//! [`max_wait`](RateLimitAwareLayer::max_wait), a request that would wait
+//! longer gets, at once and without reaching the server, a local `429` with
+//! `Retry-After` and the [`LocalRateLimited`] extension; requests already
+//! waiting are refused the same way as soon as a new hold makes their wait
+//! too long. Permits go to requests whose futures are polled: one created
+//! and never awaited holds no place in line.
 //!
 //! Malformed, negative, huge or contradictory header values are ignored or
-//! capped: no hold lasts longer than
-//! [`max_hold`](RateLimitAwareLayer::max_hold). Memory is bounded by
+//! capped. Memory is bounded by
 //! [`max_keys`](RateLimitAwareLayer::max_keys). Dropping a request's future
 //! while it waits or is in flight gives back whatever it reserved.
 //!
@@ -71,9 +87,10 @@
 //! they keep to a limit that one API key has for all of them; see
 //! `RedisStore`. Without a store nothing of it is on a request's path.
 //!
-//! `tracing` events: `info` when a key becomes limited (held, or quota
-//! exhausted) and when a request is answered locally; `debug` when a request
-//! is held, released, or a key's learned rate is lowered.
+//! `tracing` events: `info` when a key becomes limited (held, quota
+//! exhausted, a quota no longer trusted) and when a request is answered
+//! locally; `debug` when a request is held, released, or a key's learned
+//! rate is lowered.
 //!
 //! # Example
 //!
