@@ -4,12 +4,13 @@
 
 #[path = "support/redis.rs"]
 mod redis_server;
+mod support;
 
-use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis_server::RedisServer;
+use support::logs::Logs;
 use tokio::time::{sleep, sleep_until, timeout, Instant};
 use tower_backoff::rate_limit::{Pace, RedisStore, Reservation};
 
@@ -310,38 +311,4 @@ async fn a_password_url_works_and_the_password_is_never_shown() {
         text.contains("127.0.0.1") && !text.contains("s3cret-pw"),
         "{text}"
     );
-}
-
-/// A `tracing` subscriber that writes every event's fields to a string.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<String>>);
-
-impl Logs {
-    fn text(&self) -> String {
-        self.0.lock().unwrap().clone()
-    }
-}
-
-impl tracing::Subscriber for Logs {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        struct Fields<'a>(&'a mut String);
-        impl tracing::field::Visit for Fields<'_> {
-            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                let _ = write!(self.0, "{}={value:?} ", field.name());
-            }
-        }
-        let mut text = self.0.lock().unwrap();
-        event.record(&mut Fields(&mut text));
-        text.push('\n');
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
 }
