@@ -47,25 +47,14 @@
 
 mod common;
 
-use std::convert::Infallible;
 use std::io;
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use common::cli::{self, Defaults, Shape};
-use common::contenders::{BoxError, Transport};
 use common::limiter::Limiter;
-use common::Target;
-use http::Uri;
-use http_body_util::{BodyExt, Full};
-use hyper::server::conn::http1;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpListener;
+use common::{loopback, Target};
 use tokio::sync::oneshot;
-use tower::util::BoxCloneService;
-use tower::ServiceExt;
 
 const DEFAULTS: Defaults = Defaults {
     program: "showdown",
@@ -84,9 +73,6 @@ const DEFAULTS: Defaults = Defaults {
     svg: "target/showdown.svg",
 };
 
-/// Pause before accepting again after a failed `accept`.
-const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(10);
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = match cli::from_env(&DEFAULTS) {
@@ -99,60 +85,10 @@ async fn main() -> ExitCode {
 /// A fresh server on `127.0.0.1:0` and a fresh client for it. Dropping the
 /// returned guard stops accepting; open connections end with the client.
 fn serve(limiter: Arc<Limiter>) -> io::Result<Target<oneshot::Sender<()>>> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    listener.set_nonblocking(true)?;
-    let addr = listener.local_addr()?;
-    let listener = TcpListener::from_std(listener)?;
-    let (stop, stopped) = oneshot::channel();
-    tokio::spawn(accept(listener, limiter, stopped));
+    let (uri, guard) = loopback::serve(limiter)?;
     Ok(Target {
-        transport: client(),
-        uri: uri(addr)?,
-        guard: stop,
+        transport: loopback::client(),
+        uri,
+        guard,
     })
-}
-
-/// Accepts connections until `stopped` fires or its sender is dropped.
-async fn accept(listener: TcpListener, limiter: Arc<Limiter>, mut stopped: oneshot::Receiver<()>) {
-    loop {
-        let stream = tokio::select! {
-            _ = &mut stopped => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                // Out of file descriptors, say: let connections finish.
-                Err(_) => {
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                    continue;
-                }
-            },
-        };
-        let limiter = limiter.clone();
-        let service = hyper::service::service_fn(move |_request| {
-            let limiter = limiter.clone();
-            async move { Ok::<_, Infallible>(limiter.serve().await) }
-        });
-        tokio::spawn(async move {
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
-}
-
-/// hyper-util's pooled client, reading each answer's body to the end so the
-/// connection goes back to the pool.
-fn client() -> Transport {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<bytes::Bytes>>();
-    let service = client.map_err(BoxError::from).and_then(
-        |response: http::Response<hyper::body::Incoming>| async move {
-            let (parts, body) = response.into_parts();
-            let bytes = body.collect().await?.to_bytes();
-            Ok::<_, BoxError>(http::Response::from_parts(parts, Full::new(bytes)))
-        },
-    );
-    BoxCloneService::new(service)
-}
-
-fn uri(addr: SocketAddr) -> io::Result<Uri> {
-    format!("http://{addr}/").parse().map_err(io::Error::other)
 }

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher, Hash, Hasher, RandomState};
 use std::sync::Arc;
 
 use http::request::Parts;
@@ -24,7 +24,63 @@ pub(crate) enum KeyFn {
     Custom(Arc<CustomKey>),
 }
 
-type CustomKey = dyn Fn(&Parts, &RandomState) -> u64 + Send + Sync;
+type CustomKey = dyn Fn(&Parts, &KeyHasher) -> u64 + Send + Sync;
+
+/// How keys are hashed: seeded per process by default, so that collisions
+/// cannot be planned; with a shared store, the same in every process
+/// (FNV-1a), so that all processes name a key alike.
+#[derive(Clone, Debug)]
+pub(crate) enum KeyHasher {
+    Seeded(RandomState),
+    Fixed,
+}
+
+impl Default for KeyHasher {
+    fn default() -> Self {
+        KeyHasher::Seeded(RandomState::new())
+    }
+}
+
+/// The hasher [`KeyHasher`] builds.
+pub(crate) enum KeyHash {
+    Seeded(DefaultHasher),
+    Fnv(u64),
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+impl BuildHasher for KeyHasher {
+    type Hasher = KeyHash;
+
+    fn build_hasher(&self) -> KeyHash {
+        match self {
+            KeyHasher::Seeded(s) => KeyHash::Seeded(s.build_hasher()),
+            KeyHasher::Fixed => KeyHash::Fnv(FNV_OFFSET),
+        }
+    }
+}
+
+impl Hasher for KeyHash {
+    fn finish(&self) -> u64 {
+        match self {
+            KeyHash::Seeded(h) => h.finish(),
+            KeyHash::Fnv(h) => *h,
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        match self {
+            KeyHash::Seeded(h) => h.write(bytes),
+            KeyHash::Fnv(h) => {
+                for &b in bytes {
+                    *h = (*h ^ u64::from(b)).wrapping_mul(FNV_PRIME);
+                }
+            }
+        }
+    }
+}
+
 impl KeyFn {
     /// Wraps a user key function.
     pub(crate) fn custom<F, K>(f: F) -> Self
@@ -37,7 +93,7 @@ impl KeyFn {
 
     /// The key of `req`. The request is taken and given back because a custom
     /// function sees `Parts`, which only `into_parts` can lend (a move, no copy).
-    pub(crate) fn key<B>(&self, req: Request<B>, hasher: &RandomState) -> (u64, Request<B>) {
+    pub(crate) fn key<B>(&self, req: Request<B>, hasher: &KeyHasher) -> (u64, Request<B>) {
         match self {
             KeyFn::Authority => (authority_key(&req, hasher), req),
             KeyFn::Custom(f) => {
@@ -49,7 +105,7 @@ impl KeyFn {
     }
 
     /// The key of a request already taken apart.
-    pub(crate) fn key_parts(&self, parts: &Parts, hasher: &RandomState) -> u64 {
+    pub(crate) fn key_parts(&self, parts: &Parts, hasher: &KeyHasher) -> u64 {
         match self {
             KeyFn::Authority => {
                 hasher.hash_one(CaseFolded(authority_of(&parts.uri, &parts.headers)))
@@ -61,13 +117,13 @@ impl KeyFn {
 
 /// A map from keys to per-key state. Keys are already uniform hashes, so
 /// the map does not hash them again.
-pub(crate) type KeyMap<V> = HashMap<u64, V, BuildHasherDefault<KeyHasher>>;
+pub(crate) type KeyMap<V> = HashMap<u64, V, BuildHasherDefault<PassThrough>>;
 
 /// Passes a `u64` key through as its own hash.
 #[derive(Default)]
-pub(crate) struct KeyHasher(u64);
+pub(crate) struct PassThrough(u64);
 
-impl Hasher for KeyHasher {
+impl Hasher for PassThrough {
     fn finish(&self) -> u64 {
         self.0
     }
@@ -94,7 +150,7 @@ impl fmt::Debug for KeyFn {
 /// sends), else the `Host` header (origin-form, as axum or tonic requests
 /// carry), else the empty name. Hosts are case-insensitive (RFC 3986 §3.2.2),
 /// so ASCII case is folded while hashing.
-fn authority_key<B>(req: &Request<B>, hasher: &RandomState) -> u64 {
+fn authority_key<B>(req: &Request<B>, hasher: &KeyHasher) -> u64 {
     hasher.hash_one(CaseFolded(authority_of(req.uri(), req.headers())))
 }
 
@@ -130,13 +186,13 @@ impl Hash for CaseFolded<'_> {
 mod tests {
     use super::*;
 
-    fn key_of(req: Request<()>, key_fn: &KeyFn, hasher: &RandomState) -> u64 {
+    fn key_of(req: Request<()>, key_fn: &KeyFn, hasher: &KeyHasher) -> u64 {
         key_fn.key(req, hasher).0
     }
 
     #[test]
     fn default_key_is_authority_then_host_then_empty() {
-        let hasher = RandomState::new();
+        let hasher = KeyHasher::default();
         let k = KeyFn::Authority;
         let abs = Request::get("https://API.example.com/v1/x")
             .body(())
@@ -162,7 +218,7 @@ mod tests {
 
     #[test]
     fn custom_key_sees_the_request_head() {
-        let hasher = RandomState::new();
+        let hasher = KeyHasher::default();
         let k = KeyFn::custom(|parts: &Parts| parts.uri.path().to_owned());
         let a = Request::get("https://x/a").body(()).unwrap();
         let a2 = Request::get("https://y/a").body(()).unwrap();
@@ -172,6 +228,18 @@ mod tests {
             key_of(Request::get("https://x/a").body(()).unwrap(), &k, &hasher),
             key_of(b, &k, &hasher)
         );
+    }
+
+    #[test]
+    fn the_fixed_hasher_names_a_key_alike_in_every_process() {
+        // FNV-1a of "a": the same in every process and every run.
+        let mut h = KeyHasher::Fixed.build_hasher();
+        h.write(b"a");
+        assert_eq!(h.finish(), 0xaf63_dc4c_8601_ec8c);
+        let req = || Request::get("https://API.example.com/").body(()).unwrap();
+        let a = key_of(req(), &KeyFn::Authority, &KeyHasher::Fixed);
+        let b = key_of(req(), &KeyFn::Authority, &KeyHasher::Fixed);
+        assert_eq!(a, b);
     }
 
     #[test]

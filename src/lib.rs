@@ -64,6 +64,8 @@ pub use body::BufferBodyLayer;
 pub use circuit::{CircuitBreaker, CircuitBreakerLayer, CircuitOpen};
 pub use extensions::{Deadline, RequestCost};
 pub use jitter::Jitter;
+#[cfg(feature = "redis")]
+pub use rate_limit::RedisStore;
 pub use rate_limit::{LocalRateLimited, RateLimitAware, RateLimitAwareLayer};
 pub use retry::{Attempt, BackoffRetryLayer, Idempotency, ReplayBody, RetryRequest};
 pub use rng::BackoffRng;
@@ -71,6 +73,11 @@ pub use schedule::Schedule;
 
 /// The README's snippets, compiled as doc tests: a snippet that stops
 /// compiling fails `cargo test --all-features`.
-#[cfg(all(doctest, feature = "hyper-util", feature = "reqwest-middleware"))]
+#[cfg(all(
+    doctest,
+    feature = "hyper-util",
+    feature = "reqwest-middleware",
+    feature = "redis"
+))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

@@ -499,41 +499,12 @@ async fn on_give_up_hook_hears_why_the_retries_stopped() {
     );
 }
 
-/// A `tracing` subscriber that keeps the text of every warning.
-struct Warnings(Arc<Mutex<Vec<String>>>);
-
-impl tracing::Subscriber for Warnings {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        struct Text(String);
-        impl tracing::field::Visit for Text {
-            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                self.0 += &format!("{}={value:?} ", field.name());
-            }
-        }
-        if *event.metadata().level() == tracing::Level::WARN {
-            let mut text = Text(String::new());
-            event.record(&mut text);
-            self.0.lock().unwrap().push(text.0);
-        }
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
-
 #[test]
 fn nonsense_settings_are_warned_about_once() {
     use tower::Layer as _;
 
-    let warnings = Arc::new(Mutex::new(Vec::new()));
-    let _guard = tracing::subscriber::set_default(Warnings(warnings.clone()));
+    let logs = support::logs::Logs::default();
+    let _guard = tracing::subscriber::set_default(logs.clone());
     let svc = tower::service_fn(|_req: Request<String>| async {
         Ok::<_, std::convert::Infallible>(Response::new(()))
     });
@@ -546,7 +517,7 @@ fn nonsense_settings_are_warned_about_once() {
     build(&swapped);
     build(&swapped.clone());
     {
-        let w = warnings.lock().unwrap();
+        let w = logs.warnings();
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(w[0].contains("above the cap"), "{}", w[0]);
     }
@@ -561,7 +532,7 @@ fn nonsense_settings_are_warned_about_once() {
         high: 0.5,
     }));
     {
-        let w = warnings.lock().unwrap();
+        let w = logs.warnings();
         assert_eq!(w.len(), 5, "{w:?}");
         assert!(w[1].contains("delay is zero"), "{}", w[1]);
         assert!(w[2].contains("max_elapsed is zero"), "{}", w[2]);
@@ -576,7 +547,7 @@ fn nonsense_settings_are_warned_about_once() {
         Duration::from_millis(10),
         Duration::from_secs(1),
     ));
-    assert_eq!(warnings.lock().unwrap().len(), 5);
+    assert_eq!(logs.warnings().len(), 5);
 }
 
 // ---- real hyper server on loopback, hyper-util legacy client ----

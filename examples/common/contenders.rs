@@ -145,9 +145,14 @@ fn backoff_decorrelated(transport: Transport, setup: &Setup) -> Transport {
 
 /// The crate's quick start: `BackoffRetryLayer` over `RateLimitAwareLayer`.
 fn backoff_with_gate(transport: Transport, setup: &Setup) -> Transport {
+    over_gate(transport, RateLimitAwareLayer::new(), setup.seed)
+}
+
+/// The quick start's `BackoffRetryLayer` over `gate`, around `transport`.
+pub fn over_gate(transport: Transport, gate: RateLimitAwareLayer, seed: u64) -> Transport {
     let stack = ServiceBuilder::new()
-        .layer(BackoffRetryLayer::exponential(BACKOFF_MIN, BACKOFF_MAX).seed(setup.seed))
-        .layer(RateLimitAwareLayer::new());
+        .layer(BackoffRetryLayer::exponential(BACKOFF_MIN, BACKOFF_MAX).seed(seed))
+        .layer(gate);
     layered(transport, stack)
 }
 

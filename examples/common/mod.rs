@@ -8,6 +8,9 @@ pub mod batch;
 pub mod cli;
 pub mod contenders;
 pub mod limiter;
+// The simulation sends over no socket.
+#[allow(dead_code)]
+pub mod loopback;
 pub mod report;
 pub mod tower_reference;
 

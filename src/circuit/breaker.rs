@@ -10,7 +10,6 @@
 //! changes are announced (events, hook) after unlocking.
 
 use std::fmt;
-use std::hash::RandomState;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -20,7 +19,7 @@ use super::events::{BreakerStats, CircuitState, KeyStats, StateChange};
 use super::open::CircuitOpen;
 use super::outcome::{CallOutcome, ClassifyCall};
 use super::state::{Admit, Circuit, Settings, Ticket, Transition};
-use crate::key::KeyMap;
+use crate::key::{KeyHasher, KeyMap};
 use crate::BackoffRng;
 
 /// The `on_state_change` hook.
@@ -33,7 +32,7 @@ pub(crate) struct Breaker<C> {
     pub(crate) classifier: C,
     pub(crate) hook: Option<Hook>,
     /// Seeds key hashes, so that key collisions cannot be planned.
-    pub(crate) hasher: RandomState,
+    pub(crate) hasher: KeyHasher,
     state: Mutex<Shared>,
     rejected: AtomicU64,
 }
@@ -66,7 +65,7 @@ impl<C> Breaker<C> {
             max_keys,
             classifier,
             hook,
-            hasher: RandomState::new(),
+            hasher: KeyHasher::default(),
             state: Mutex::new(Shared {
                 circuits: KeyMap::default(),
                 tick: 0,

@@ -53,6 +53,9 @@ pub(super) struct Constraints {
     /// Throttles in a row with nothing accepted between them: probes of a
     /// server that accepts nothing are spaced ever further apart.
     futile: u32,
+    /// The link to other processes' gates, with a store.
+    #[cfg(feature = "redis")]
+    shared: Option<super::shared::Shared>,
 }
 
 /// The first probe back-off after a throttle that nothing was accepted
@@ -69,6 +72,11 @@ struct Meter {
     slow_start: bool,
     last_throttle: Option<Instant>,
     accepted_since_throttle: u64,
+    /// With a store: responses all processes had seen accepted when the
+    /// period began, and at the last throttle. The period's count is then
+    /// the fleet's, not this process's share.
+    fleet_at_start: Option<u64>,
+    fleet_at_throttle: Option<u64>,
 }
 
 impl Constraints {
@@ -91,10 +99,49 @@ impl Constraints {
                 slow_start: false,
                 last_throttle: None,
                 accepted_since_throttle: 0,
+                fleet_at_start: None,
+                fleet_at_throttle: None,
             },
             statements: 0,
             futile: 0,
+            #[cfg(feature = "redis")]
+            shared: None,
         }
+    }
+
+    /// Shares this key with other processes through a store.
+    #[cfg(feature = "redis")]
+    pub(super) fn share(&mut self, shared: super::shared::Shared) {
+        self.shared = Some(shared);
+    }
+
+    /// With a store: responses accepted by all processes so far.
+    fn fleet_accepted(&self) -> Option<u64> {
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.shared {
+            return Some(shared.accepted());
+        }
+        None
+    }
+
+    /// With a store: the request pace to reserve at, shared by all
+    /// processes — a stated quota's rate, else the lowest learned rate.
+    #[cfg(feature = "redis")]
+    fn shared_pace(
+        &self,
+        now: Instant,
+        shared: &super::shared::Shared,
+    ) -> Option<super::store::Pace> {
+        use super::shared::Shared;
+        if let Some(rate) = self.quotas.request_rate() {
+            return Some(Shared::quota_pace(rate));
+        }
+        let learned = self.learner.as_ref().and_then(|l| l.rate(now));
+        let rate = match (learned, shared.rate(now)) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
+        Some(super::store::Pace { rate, burst: 1.0 })
     }
 
     /// Whether a believed stated quota of the whole host paces requests at a
@@ -129,6 +176,11 @@ impl Constraints {
     ) -> Verdict {
         let mut host = Admit::Now;
         let mut scoped = Admit::Now;
+        #[cfg(feature = "redis")]
+        if let Some(until) = self.shared.as_ref().and_then(|s| s.hold(now)) {
+            // A hold another process learned.
+            self.hold_until = self.hold_until.max(Some(until));
+        }
         if let Some(until) = self.hold_until {
             if now < until {
                 host = Admit::At(until);
@@ -172,7 +224,15 @@ impl Constraints {
                 host = host.and(ss.check(now, in_flight).at(now));
             }
         }
-        let host = host.at(now);
+        #[allow(unused_mut)]
+        let mut host = host.at(now);
+        #[cfg(feature = "redis")]
+        if host == Admit::Now && scoped.at(now) == Admit::Now {
+            if let Some(shared) = &self.shared {
+                let pace = self.shared_pace(now, shared);
+                host = shared.admit(now, need, pace);
+            }
+        }
         Verdict {
             admit: host.and(scoped).at(now),
             scoped: host == Admit::Now,
@@ -232,6 +292,7 @@ impl Constraints {
         if self.meter.start.is_none() {
             self.meter.start = Some(now);
             self.meter.slow_start = self.slow_start.is_some();
+            self.meter.fleet_at_start = self.fleet_accepted();
         }
     }
 
@@ -318,12 +379,20 @@ impl Constraints {
                 let resource = need.resource.filter(|_| named.is_some());
                 if self.hold(resource, until) {
                     limited = Some(Limited::Held(hold));
+                    #[cfg(feature = "redis")]
+                    if let (None, Some(shared)) = (resource, &self.shared) {
+                        shared.publish_hold(until);
+                    }
                 }
             }
             if !explained && !self.quota_paces() && closes {
                 let period = self.close_period(now, hint.is_some());
                 let learner = self.learner.get_or_insert_with(|| Learner::new(now));
                 learner.on_throttle(now, period);
+                #[cfg(feature = "redis")]
+                if let (Some(rate), Some(shared)) = (learner.rate(now), &self.shared) {
+                    shared.publish_rate(rate);
+                }
                 if !learner.is_measured() && knobs.slow_start && self.slow_start_applies() {
                     self.slow_start = Some(SlowStart::new(now));
                 }
@@ -332,6 +401,10 @@ impl Constraints {
         } else if outcome.accepted {
             self.futile = 0;
             self.quotas.on_accepted(&need);
+            #[cfg(feature = "redis")]
+            if let Some(shared) = &self.shared {
+                shared.count_accepted();
+            }
             let m = &mut self.meter;
             if m.start.is_some_and(|s| grant.released_at >= s) {
                 m.accepted += 1;
@@ -393,7 +466,17 @@ impl Constraints {
     }
 
     fn close_period(&mut self, now: Instant, held: bool) -> Period {
+        let fleet = self.fleet_accepted();
         let m = &mut self.meter;
+        if let Some(total) = fleet {
+            // What all processes saw accepted, rather than this one's share.
+            if let Some(at_start) = m.fleet_at_start {
+                m.accepted = total.saturating_sub(at_start);
+            }
+            if let Some(at_throttle) = m.fleet_at_throttle {
+                m.accepted_since_throttle = total.saturating_sub(at_throttle);
+            }
+        }
         let start = m.start.unwrap_or(now);
         let sustained = m.last_throttle.and_then(|t| {
             let secs = secs_between(t, now);
@@ -412,6 +495,8 @@ impl Constraints {
         m.slow_start = false;
         m.last_throttle = Some(now);
         m.accepted_since_throttle = 0;
+        m.fleet_at_start = None;
+        m.fleet_at_throttle = fleet;
         period
     }
 

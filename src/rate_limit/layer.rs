@@ -57,14 +57,16 @@ impl RateLimitAwareLayer {
     /// A layer with the defaults above.
     pub fn new() -> Self {
         RateLimitAwareLayer {
-            gate: Arc::new(Gate::new(Config {
+            gate: Gate::new(Config {
                 max_wait: Duration::MAX,
                 refuses: false,
                 max_hold: DEFAULT_MAX_HOLD,
                 slow_start: true,
                 max_keys: DEFAULT_MAX_KEYS,
                 limits: Arc::from(Vec::new()),
-            })),
+                #[cfg(feature = "redis")]
+                store: None,
+            }),
             fns: RequestFns::default(),
             refusal: PhantomData,
         }
@@ -76,7 +78,7 @@ impl<R> RateLimitAwareLayer<R> {
         let mut config = self.gate.config.clone();
         f(&mut config);
         RateLimitAwareLayer {
-            gate: Arc::new(Gate::new(config)),
+            gate: Gate::new(config),
             fns: self.fns,
             refusal: PhantomData,
         }
@@ -253,6 +255,34 @@ impl<R> RateLimitAwareLayer<R> {
         self
     }
 
+    /// Shares what the gate knows with the gates of other processes through
+    /// Redis (feature `redis`): holds, the learned rate, the responses the
+    /// server accepted, and the pace of every limit — the configured
+    /// [`Limit`]s, the rate of a stated quota, the learned rate — reserved in
+    /// Redis so that all processes together keep to it. Each gate still
+    /// queues, orders and cancels its own requests. Keys are hashed alike in
+    /// every process and named `{prefix}:{key hex}:{limit}` in Redis.
+    ///
+    /// While Redis is unavailable, the gate decides on its own state, as
+    /// without a store (see [`RedisStore`](super::RedisStore)).
+    ///
+    /// Default: none — nothing is shared, and nothing is added to a
+    /// request's path.
+    ///
+    /// ```no_run
+    /// use tower_backoff::{RateLimitAwareLayer, RedisStore};
+    ///
+    /// # async fn run() -> Result<(), tower_backoff::rate_limit::RedisStoreError> {
+    /// let store = RedisStore::connect("redis://127.0.0.1:6379").await?.prefix("my-app");
+    /// let layer = RateLimitAwareLayer::new().store(store);
+    /// # let _ = layer;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "redis")]
+    pub fn store(self, store: super::RedisStore) -> Self {
+        self.configure::<R>(|c| c.store = Some(store))
+    }
+
     /// A snapshot of the shared state; see [`GateStats`].
     pub fn stats(&self) -> GateStats {
         self.gate.stats()
@@ -286,7 +316,22 @@ impl<R> fmt::Debug for RateLimitAwareLayer<R> {
             .field("slow_start", &c.slow_start)
             .field("max_keys", &c.max_keys)
             .field("limits", &c.limits)
+            .field("store", &StoreField(c))
             .field("key", &self.fns.key)
             .finish()
+    }
+}
+
+/// The store, if any, for `Debug` (a field only with feature `redis`).
+struct StoreField<'a>(&'a Config);
+
+impl fmt::Debug for StoreField<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        #[cfg(feature = "redis")]
+        if let Some(store) = &self.0.store {
+            return store.fmt(f);
+        }
+        let _ = self.0;
+        f.write_str("None")
     }
 }

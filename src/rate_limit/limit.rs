@@ -80,7 +80,18 @@ impl Limit {
         (self.amount > 0 && secs > 0.0).then(|| self.amount as f64 / secs)
     }
 
-    fn size(&self) -> f64 {
+    /// The amount per period.
+    pub(crate) fn amount(&self) -> u64 {
+        self.amount
+    }
+
+    /// The period.
+    pub(crate) fn per(&self) -> Duration {
+        self.per
+    }
+
+    /// The bucket's size: the burst, else the amount (at least 1).
+    pub(crate) fn size(&self) -> f64 {
         self.burst.unwrap_or(self.amount).max(1) as f64
     }
 }

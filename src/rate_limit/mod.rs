@@ -81,6 +81,12 @@
 //! [`max_keys`](RateLimitAwareLayer::max_keys). Dropping a request's future
 //! while it waits or is in flight gives back whatever it reserved.
 //!
+//! **Many processes, one limit** (feature `redis`): with
+//! [`store`](RateLimitAwareLayer::store), gates in many processes share holds,
+//! learned rates and the pace of every limit through Redis, so that together
+//! they keep to a limit that one API key has for all of them; see
+//! `RedisStore`. Without a store nothing of it is on a request's path.
+//!
 //! `tracing` events: `info` when a key becomes limited (held, quota
 //! exhausted, a quota no longer trusted) and when a request is answered
 //! locally; `debug` when a request is held, released, or a key's learned
@@ -138,7 +144,11 @@ mod refusal;
 mod request;
 mod response;
 mod service;
+#[cfg(feature = "redis")]
+mod shared;
 mod slow_start;
+#[cfg(feature = "redis")]
+mod store;
 mod table;
 mod time;
 
@@ -149,6 +159,11 @@ pub use layer::RateLimitAwareLayer;
 pub use limit::Limit;
 pub use refusal::{Local429, Refusal, WaitForPermit};
 pub use service::RateLimitAware;
+#[cfg(feature = "redis")]
+pub use store::{ErrorKind as RedisErrorKind, RedisStore, RedisStoreError};
+#[cfg(feature = "redis")]
+#[doc(hidden)]
+pub use store::{Notify, Pace, Reservation};
 
 /// Marks a `429 Too Many Requests` made by the gate itself, in the response's
 /// extensions, so that callers can tell it from a server's 429: the request

@@ -347,6 +347,13 @@ impl Quota {
         self.rate.is_some()
     }
 
+    /// The rate it refills at, if known: what a fleet sharing it may
+    /// reserve at.
+    #[cfg(feature = "redis")]
+    pub(super) fn rate(&self) -> Option<f64> {
+        self.rate
+    }
+
     pub(super) fn is_exhausted(&self, now: Instant) -> bool {
         self.available(now) < 1.0 - EPS
     }

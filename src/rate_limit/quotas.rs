@@ -219,6 +219,16 @@ impl Quotas {
         self.items.iter().any(Tracked::paces_requests)
     }
 
+    /// The slowest rate of the quotas that pace requests.
+    #[cfg(feature = "redis")]
+    pub(super) fn request_rate(&self) -> Option<f64> {
+        self.items
+            .iter()
+            .filter(|t| t.paces_requests())
+            .filter_map(|t| t.quota.rate())
+            .min_by(f64::total_cmp)
+    }
+
     /// Whether any quota binding the whole host is believed.
     pub(super) fn trusted_host_wide(&self) -> bool {
         self.items.iter().any(|t| t.trusted && t.resource.is_none())

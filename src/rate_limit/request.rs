@@ -1,7 +1,6 @@
 //! What the gate reads off a request besides its key: what it needs (token
 //! cost, resource, route) and its deadline.
 
-use std::hash::RandomState;
 use std::sync::Arc;
 
 use http::request::Parts;
@@ -10,7 +9,7 @@ use tokio::time::Instant;
 
 use super::model::Need;
 use crate::headers::stable_hash;
-use crate::key::KeyFn;
+use crate::key::{KeyFn, KeyHasher};
 use crate::{Deadline, RequestCost};
 
 type CostFn = dyn Fn(&Parts) -> u64 + Send + Sync;
@@ -55,7 +54,7 @@ impl RequestFns {
     }
 
     /// Reads `req`. Without user functions nothing is moved or allocated.
-    pub(crate) fn read<B>(&self, req: Request<B>, hasher: &RandomState) -> Read<B> {
+    pub(crate) fn read<B>(&self, req: Request<B>, hasher: &KeyHasher) -> Read<B> {
         let ext = req.extensions();
         let deadline = ext.get::<Deadline>().map(|d| d.0);
         let given_cost = ext.get::<RequestCost>().map(|c| c.0);

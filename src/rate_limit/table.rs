@@ -7,7 +7,6 @@
 //! a waker (wakers are called after unlocking).
 
 use std::fmt;
-use std::hash::RandomState;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::Duration;
@@ -20,7 +19,7 @@ use super::model::{Admit, Grant, Knobs, Limited, Need, Uncounted};
 use super::response::Outcome;
 use super::time::after;
 use super::GateStats;
-use crate::key::KeyMap;
+use crate::key::{KeyHasher as HashKeys, KeyMap};
 
 /// The layer's settings.
 #[derive(Debug, Clone)]
@@ -33,6 +32,9 @@ pub(crate) struct Config {
     pub(crate) slow_start: bool,
     pub(crate) max_keys: usize,
     pub(crate) limits: Arc<[Limit]>,
+    /// Shares what the gate knows with other processes.
+    #[cfg(feature = "redis")]
+    pub(crate) store: Option<super::RedisStore>,
 }
 
 impl Config {
@@ -46,8 +48,9 @@ impl Config {
 
 pub(crate) struct Gate {
     pub(crate) config: Config,
-    /// Seeds key hashes, so that key collisions cannot be planned.
-    pub(crate) hasher: RandomState,
+    /// Seeds key hashes, so that key collisions cannot be planned (fixed
+    /// with a store, so that every process names a key alike).
+    pub(crate) hasher: HashKeys,
     state: Mutex<State>,
 }
 
@@ -88,10 +91,29 @@ pub(super) enum Finish<'a> {
 }
 
 impl Gate {
-    pub(crate) fn new(config: Config) -> Self {
+    pub(crate) fn new(config: Config) -> Arc<Self> {
+        #[cfg(feature = "redis")]
+        if let Some(store) = &config.store {
+            let store = store.clone();
+            return Arc::new_cyclic(|gate: &std::sync::Weak<Gate>| {
+                let gate = gate.clone();
+                let mut config = config;
+                // The store holds the gate weakly: no cycle keeps either alive.
+                config.store = Some(store.with_notify(Arc::new(move |name: &str| {
+                    if let Some(gate) = gate.upgrade() {
+                        gate.poke(name);
+                    }
+                })));
+                Gate::build(config, HashKeys::Fixed)
+            });
+        }
+        Arc::new(Gate::build(config, HashKeys::default()))
+    }
+
+    fn build(config: Config, hasher: HashKeys) -> Self {
         Gate {
             config,
-            hasher: RandomState::new(),
+            hasher,
             state: Mutex::new(State {
                 entries: KeyMap::default(),
                 tick: 0,
@@ -226,6 +248,15 @@ impl Gate {
         });
     }
 
+    /// News from the store about a key (`{prefix}:{key hex}`): pump it.
+    #[cfg(feature = "redis")]
+    fn poke(&self, name: &str) {
+        let hex = name.rsplit(':').next().unwrap_or_default();
+        if let Ok(key) = u64::from_str_radix(hex, 16) {
+            self.with_entry(key, |_, _, _| {});
+        }
+    }
+
     /// Runs `f` on `key`'s entry, then pumps it; wakers are called after
     /// the lock is released.
     fn with_entry(&self, key: u64, f: impl FnOnce(&mut Entry, Instant, &mut Vec<Waker>)) {
@@ -279,10 +310,16 @@ impl State {
             self.evict(now, max_keys);
         }
         let tick = self.tick;
-        let entry = self
-            .entries
-            .entry(key)
-            .or_insert_with(|| Entry::new(now, knobs, &config.limits, tick));
+        let entry = self.entries.entry(key).or_insert_with(|| {
+            #[allow(unused_mut)]
+            let mut entry = Entry::new(now, knobs, &config.limits, tick);
+            #[cfg(feature = "redis")]
+            if let Some(store) = &config.store {
+                let shared = super::shared::Shared::new(store, key, &config.limits);
+                entry.constraints.share(shared);
+            }
+            entry
+        });
         entry.used = tick;
         entry
     }

@@ -1,6 +1,8 @@
 //! Shared test helpers: scripted mock services and loopback hyper servers.
 #![allow(dead_code)]
 
+pub mod logs;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

@@ -18,11 +18,13 @@ fn config() -> Config {
         slow_start: false,
         max_keys: 16,
         limits: Arc::from(vec![Limit::requests(10, Duration::from_secs(1)).burst(1)]),
+        #[cfg(feature = "redis")]
+        store: None,
     }
 }
 
 fn gate(config: Config) -> Arc<Gate> {
-    Arc::new(Gate::new(config))
+    Gate::new(config)
 }
 
 fn go(a: Acquire) -> Permit {

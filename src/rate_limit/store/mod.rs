@@ -1,0 +1,673 @@
+//! [`RedisStore`]: what the gate knows, shared by many processes through
+//! Redis (feature `redis`; `redis-tls` adds `rediss://`, with a rustls
+//! `CryptoProvider` the application installs).
+//!
+//! Replicas of a service that call one API with one key share its limit.
+//! Given to [`RateLimitAwareLayer::store`](super::RateLimitAwareLayer::store),
+//! it lets each replica's gate still queue, cancel and order its own
+//! requests, while the pace they may go at is reserved in Redis, and a hold
+//! one replica learns (a `Retry-After`) holds all of them:
+//!
+//! * **Pacing** is an atomic reservation, one Lua script answering "the
+//!   earliest time these units may go" (GCRA, on the server's clock), so
+//!   that all processes together never exceed the rate plus the burst.
+//!   Units are reserved in batches (up to 50 ms of the rate, each unit dated)
+//!   and spent locally: Redis sees one call per batch, not per request. A
+//!   batch is fetched before the last one runs out.
+//! * **Holds** are published (the longest wins) and read back with every
+//!   batch, or every 100 ms while a key is in use without pacing.
+//! * **The learned rate** of a key is published too; the lowest one offered
+//!   in the last 30 s wins. So are the responses the server accepted, so that
+//!   a rate is learned from what the server accepted from all processes,
+//!   not from one.
+//!
+//! Keys are `{prefix}:{key hash}:{what}`, where the hash is the same in every
+//! process; every key expires once unused (a minute after its last
+//! reservation, or when its hold or rate expires).
+//!
+//! # Faults
+//!
+//! Every call to Redis is bounded by [`timeout`](RedisStore::timeout)
+//! (default 50 ms), and none is ever made on the caller's thread: the gate
+//! asks the store under its lock and gets an answer at once. When a call
+//! fails or times out, the store logs one `warn` (the URL without its
+//! password), answers "use your local state" to every question, and leaves
+//! Redis alone for a back-off ([`retry_backoff`](RedisStore::retry_backoff),
+//! 1 s doubling to 30 s) before one call probes it again; when one succeeds,
+//! it logs one `info` and shares again.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use tower_backoff::rate_limit::Limit;
+//! use tower_backoff::{BackoffRetryLayer, RateLimitAwareLayer, RedisStore};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! # let http_client = tower::service_fn(|_req: http::Request<String>| async {
+//! #     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+//! # });
+//! // Every replica connects to the same Redis, with the same prefix.
+//! let store = RedisStore::connect("redis://:secret@127.0.0.1:6379")
+//!     .await?
+//!     .prefix("billing-api");
+//! let client = tower::ServiceBuilder::new()
+//!     .layer(BackoffRetryLayer::exponential(Duration::from_millis(100), Duration::from_secs(10)))
+//!     .layer(
+//!         RateLimitAwareLayer::new()
+//!             .limit(Limit::requests(500, Duration::from_secs(60)))
+//!             .store(store),
+//!     )
+//!     .service(http_client);
+//! # let _ = client;
+//! # Ok(()) }
+//! ```
+//!
+//! Tests and paused clocks: the store's calls are real network calls bounded
+//! by real-time timeouts, so a test using a store runs on tokio's real clock.
+
+mod error;
+mod lease;
+mod link;
+mod script;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::runtime::Handle;
+use tokio::time::{timeout, Instant};
+
+pub use error::{ErrorKind, RedisStoreError};
+pub use lease::Pace;
+use lease::{Lease, Segment, Take};
+use link::{Backoff, Health, Link};
+use script::{Calls, Keys, Op, Reply};
+
+/// Called with a key (as given to the store) when something about it landed:
+/// a batch, a hold, a lower rate, or a failure the caller must notice.
+pub type Notify = Arc<dyn Fn(&str) + Send + Sync>;
+
+const DEFAULT_PREFIX: &str = "tower-backoff";
+const DEFAULT_TIMEOUT: Duration = Duration::from_millis(50);
+const DEFAULT_BACKOFF: Backoff = Backoff {
+    min: Duration::from_secs(1),
+    max: Duration::from_secs(30),
+};
+/// Bound on making a connection (the first, and after a failure).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How often a key in use without pacing reads its hold back.
+const SYNC_EVERY: Duration = Duration::from_millis(200);
+/// How long a published rate stands.
+const RATE_TTL: Duration = Duration::from_secs(30);
+/// Keys remembered locally before idle ones are forgotten.
+const MAX_KEYS: usize = 10_000;
+const IDLE: Duration = Duration::from_secs(60);
+
+/// A connection to Redis through which gates in many processes share what
+/// they know about each key: holds, the learned rate, and the pace of every
+/// limit. See the [module docs](self).
+///
+/// Cheap to clone: clones share the connection.
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    link: Arc<Link>,
+    calls: Arc<Calls>,
+    config: Config,
+    runtime: Handle,
+    table: Mutex<HashMap<String, KeyState>>,
+    notify: Option<Notify>,
+}
+
+#[derive(Debug, Clone)]
+struct Config {
+    prefix: String,
+    timeout: Duration,
+    backoff: Backoff,
+}
+
+/// The store's answer: may these units go now?
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    /// Yes: the units are spent.
+    Go,
+    /// Not before this instant (a hold, or the units are dated later).
+    At(Instant),
+    /// A batch is being fetched; the [`Notify`] callback is called when it
+    /// lands. Ask again then, or at this instant at the latest.
+    Pending(Instant),
+    /// Redis is unavailable: decide on local state alone.
+    Local,
+}
+
+/// What this process knows of one key.
+struct KeyState {
+    hold: Option<Instant>,
+    rate: Option<(f64, Instant)>,
+    leases: Vec<(String, Lease)>,
+    synced: Option<Instant>,
+    syncing: bool,
+    used: Instant,
+    /// Responses accepted here and not yet added in Redis.
+    unsent: u64,
+    /// Responses accepted by all processes, as last read.
+    accepted: u64,
+}
+
+/// A background call.
+enum Job {
+    Refill {
+        constraint: String,
+        pace: Pace,
+        n: u64,
+    },
+    Hold(Duration),
+    Rate(f64),
+    Peek,
+}
+
+impl RedisStore {
+    /// Connects to the Redis server at `url` (`redis://[:password@]host[:port][/db]`,
+    /// or `rediss://…` with the `redis-tls` feature) and checks that it
+    /// answers, within 1 s. Must be called within a tokio runtime, on which
+    /// the store then runs its calls.
+    ///
+    /// The error never shows the password.
+    pub async fn connect(url: &str) -> Result<RedisStore, RedisStoreError> {
+        let link = Link::connect(url, CONNECT_TIMEOUT, DEFAULT_BACKOFF).await?;
+        let config = Config {
+            prefix: DEFAULT_PREFIX.to_owned(),
+            timeout: DEFAULT_TIMEOUT,
+            backoff: DEFAULT_BACKOFF,
+        };
+        Ok(RedisStore::build(
+            Arc::new(link),
+            Arc::new(Calls::new()),
+            config,
+            Handle::current(),
+            None,
+        ))
+    }
+
+    fn build(
+        link: Arc<Link>,
+        calls: Arc<Calls>,
+        config: Config,
+        runtime: Handle,
+        notify: Option<Notify>,
+    ) -> Self {
+        RedisStore {
+            inner: Arc::new(Inner {
+                link,
+                calls,
+                config,
+                runtime,
+                table: Mutex::new(HashMap::new()),
+                notify,
+            }),
+        }
+    }
+
+    fn configure(self, f: impl FnOnce(&mut Config)) -> Self {
+        let i = &self.inner;
+        let mut config = i.config.clone();
+        f(&mut config);
+        RedisStore::build(
+            i.link.clone(),
+            i.calls.clone(),
+            config,
+            i.runtime.clone(),
+            i.notify.clone(),
+        )
+    }
+
+    /// Namespaces every Redis key, so that two applications on one Redis
+    /// never share a limit by accident: keys are `{prefix}:…`.
+    ///
+    /// Default: `tower-backoff`.
+    pub fn prefix(self, prefix: &str) -> Self {
+        self.configure(|c| c.prefix = prefix.to_owned())
+    }
+
+    /// The longest one call to Redis may take before the store gives up on
+    /// it and falls back to local state.
+    ///
+    /// Default: 50 ms.
+    pub fn timeout(self, timeout: Duration) -> Self {
+        self.configure(|c| c.timeout = timeout)
+    }
+
+    /// After a failed call, Redis is left alone for `min`, doubling on each
+    /// failed probe up to `max`.
+    ///
+    /// Default: 1 s to 30 s.
+    pub fn retry_backoff(self, min: Duration, max: Duration) -> Self {
+        self.configure(|c| {
+            c.backoff = Backoff {
+                min,
+                max: max.max(min),
+            }
+        })
+    }
+
+    /// The key prefix.
+    pub fn key_prefix(&self) -> &str {
+        &self.inner.config.prefix
+    }
+
+    /// Whether the store is sharing (Redis answered the last call), rather
+    /// than leaving callers to their local state.
+    pub fn is_sharing(&self) -> bool {
+        self.inner.link.is_up()
+    }
+
+    /// Calls made to Redis by this store and its clones, for monitoring.
+    pub fn redis_calls(&self) -> u64 {
+        self.inner.link.calls()
+    }
+
+    /// The namespaced name of a key: `{prefix}:{name}`.
+    #[doc(hidden)]
+    pub fn key(&self, name: &str) -> String {
+        format!("{}:{}", self.inner.config.prefix, name)
+    }
+
+    /// A handle on the same connection with its own local state, whose
+    /// `notify` is called when something about a key lands. A gate holds
+    /// one; `notify` should hold the gate weakly.
+    #[doc(hidden)]
+    pub fn with_notify(&self, notify: Notify) -> RedisStore {
+        let i = &self.inner;
+        RedisStore::build(
+            i.link.clone(),
+            i.calls.clone(),
+            i.config.clone(),
+            i.runtime.clone(),
+            Some(notify),
+        )
+    }
+
+    /// May `cost` units of `constraint` of `key` go at `now`, at `pace`?
+    /// Never waits and never does I/O: a batch to fetch is fetched in the
+    /// background. `key` is namespaced ([`key`](Self::key)).
+    #[doc(hidden)]
+    pub fn reserve(
+        &self,
+        key: &str,
+        constraint: &str,
+        cost: u64,
+        pace: Pace,
+        now: Instant,
+    ) -> Reservation {
+        if !pace.is_valid() {
+            return Reservation::Local;
+        }
+        let health = self.inner.link.health(now);
+        if health == Health::Down {
+            return Reservation::Local;
+        }
+        let stale = self.stale();
+        let (answer, refill) = {
+            let mut table = self.inner.lock();
+            let Some(ks) = entry(&mut table, key, now) else {
+                return Reservation::Local;
+            };
+            let hold = ks.hold.filter(|h| *h > now);
+            let lease = ks.lease(constraint);
+            if lease
+                .refilling
+                .is_some_and(|since| now.saturating_duration_since(since) > stale)
+            {
+                lease.refilling = None;
+            }
+            let take = match hold {
+                Some(h) => Take::At(h),
+                None => lease.take(cost, now, &pace),
+            };
+            let batch = lease.batch(&pace, cost);
+            let low = matches!(take, Take::Short(_)) || lease.remaining() <= batch / 2;
+            let refill = lease.refilling.is_none() && hold.is_none() && low;
+            if refill {
+                lease.refilling = Some(now);
+            }
+            let answer = match (health, take) {
+                (Health::Up, Take::Go) => Reservation::Go,
+                (Health::Up, Take::At(t)) => Reservation::At(t),
+                (Health::Up, Take::Short(_)) => {
+                    let since = lease.refilling.unwrap_or(now);
+                    Reservation::Pending(crate::rate_limit::time::after(since, stale))
+                }
+                _ => Reservation::Local,
+            };
+            (answer, refill.then_some(batch))
+        };
+        match refill {
+            Some(n) => self.spawn(
+                key,
+                Job::Refill {
+                    constraint: constraint.to_owned(),
+                    pace,
+                    n,
+                },
+            ),
+            // A probe must go, or the link would never be tried again.
+            None if health == Health::Probe => self.spawn(key, Job::Peek),
+            None => {}
+        }
+        answer
+    }
+
+    /// The hold on `key` known to this process, if it lasts past `now`.
+    /// While Redis is up, reads it back from Redis every 100 ms (in the
+    /// background).
+    #[doc(hidden)]
+    pub fn hold(&self, key: &str, now: Instant) -> Option<Instant> {
+        let (hold, stale) = {
+            let mut table = self.inner.lock();
+            let ks = entry(&mut table, key, now)?;
+            let stale = !ks.syncing
+                && ks
+                    .synced
+                    .is_none_or(|t| now.saturating_duration_since(t) >= SYNC_EVERY);
+            (ks.hold.filter(|h| *h > now), stale)
+        };
+        if stale && self.inner.link.health(now) != Health::Down {
+            if let Some(ks) = self.inner.lock().get_mut(key) {
+                ks.syncing = true;
+            }
+            self.spawn(key, Job::Peek);
+        }
+        hold
+    }
+
+    /// The lowest rate published for `key` in the last 30 s, as last read.
+    #[doc(hidden)]
+    pub fn rate(&self, key: &str, now: Instant) -> Option<f64> {
+        let table = self.inner.lock();
+        let (rate, until) = table.get(key)?.rate?;
+        (until > now).then_some(rate)
+    }
+
+    /// Holds `key` in every process until `until` (unless held longer).
+    #[doc(hidden)]
+    pub fn publish_hold(&self, key: &str, until: Instant) {
+        let now = Instant::now();
+        {
+            let mut table = self.inner.lock();
+            if let Some(ks) = entry(&mut table, key, now) {
+                ks.hold = ks.hold.max(Some(until));
+            }
+        }
+        if until > now && self.inner.link.health(now) != Health::Down {
+            self.spawn(key, Job::Hold(until - now));
+        }
+    }
+
+    /// Offers `rate` as the shared rate of `key`.
+    #[doc(hidden)]
+    pub fn publish_rate(&self, key: &str, rate: f64) {
+        if !(rate.is_finite() && rate > 0.0) {
+            return;
+        }
+        let now = Instant::now();
+        {
+            let mut table = self.inner.lock();
+            if let Some(ks) = entry(&mut table, key, now) {
+                if ks.rate.is_none_or(|(r, until)| rate < r || until <= now) {
+                    ks.rate = Some((rate, now + RATE_TTL));
+                }
+            }
+        }
+        if self.inner.link.health(now) != Health::Down {
+            self.spawn(key, Job::Rate(rate));
+        }
+    }
+
+    /// Counts a response the server accepted for `key` (added in Redis with
+    /// the next call).
+    #[doc(hidden)]
+    pub fn count_accepted(&self, key: &str) {
+        let now = Instant::now();
+        let mut table = self.inner.lock();
+        if let Some(ks) = entry(&mut table, key, now) {
+            ks.unsent += 1;
+        }
+    }
+
+    /// Responses the server accepted for `key`, all processes together, as
+    /// far as this one knows (read back with every call, every 100 ms while
+    /// the key is in use).
+    #[doc(hidden)]
+    pub fn accepted(&self, key: &str) -> u64 {
+        let table = self.inner.lock();
+        table.get(key).map_or(0, |ks| ks.accepted + ks.unsent)
+    }
+
+    /// How long a refill may be in flight before it is presumed lost.
+    fn stale(&self) -> Duration {
+        CONNECT_TIMEOUT + self.inner.config.timeout + Duration::from_millis(10)
+    }
+
+    fn spawn(&self, key: &str, job: Job) {
+        let inner = self.inner.clone();
+        let key = key.to_owned();
+        drop(self.inner.runtime.spawn(inner.run(key, job)));
+    }
+}
+
+/// The state of `key`, made if new (forgetting idle keys at the cap).
+fn entry<'a>(
+    table: &'a mut HashMap<String, KeyState>,
+    key: &str,
+    now: Instant,
+) -> Option<&'a mut KeyState> {
+    if !table.contains_key(key) {
+        if table.len() >= MAX_KEYS {
+            table.retain(|_, ks| {
+                now.saturating_duration_since(ks.used) < IDLE
+                    || ks.leases.iter().any(|(_, l)| l.refilling.is_some())
+            });
+        }
+        table.insert(key.to_owned(), KeyState::new(now));
+    }
+    let ks = table.get_mut(key)?;
+    ks.used = now;
+    Some(ks)
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, KeyState>> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One background call: bounded by the connect timeout and the call
+    /// timeout; its answer is recorded, and the gate told.
+    async fn run(self: Arc<Self>, key: String, job: Job) {
+        let pace_key = match &job {
+            Job::Refill { constraint, .. } => format!("{key}:{constraint}"),
+            _ => String::new(),
+        };
+        let hold_key = format!("{key}:hold");
+        let rate_key = format!("{key}:rate");
+        let accepted_key = format!("{key}:accepted");
+        let keys = Keys {
+            pace: if pace_key.is_empty() {
+                &rate_key
+            } else {
+                &pace_key
+            },
+            hold: &hold_key,
+            rate: &rate_key,
+            accepted: &accepted_key,
+        };
+        let accepted = self
+            .lock()
+            .get_mut(&key)
+            .map_or(0, |ks| std::mem::take(&mut ks.unsent));
+        let op = match &job {
+            Job::Refill { pace, n, .. } => Op::Reserve {
+                n: *n,
+                interval_us: pace.interval_us(),
+                tau_us: pace.tau_us(),
+            },
+            Job::Hold(d) => Op::Hold {
+                for_us: u64::try_from(d.as_micros()).unwrap_or(u64::MAX),
+            },
+            Job::Rate(rate) => Op::Rate {
+                rate: *rate,
+                ttl_us: u64::try_from(RATE_TTL.as_micros()).unwrap_or(u64::MAX),
+            },
+            Job::Peek => Op::Peek,
+        };
+        let reply = self.call(&keys, op, accepted).await;
+        let now = Instant::now();
+        let tell = {
+            let mut table = self.lock();
+            match table.get_mut(&key) {
+                Some(ks) => {
+                    if reply.is_err() {
+                        // Not counted in Redis: counted with the next call.
+                        ks.unsent += accepted;
+                    }
+                    ks.record(&job, reply.as_ref().ok(), now)
+                }
+                None => false,
+            }
+        };
+        if tell {
+            if let Some(notify) = &self.notify {
+                notify(&key);
+            }
+        }
+    }
+
+    async fn call(&self, keys: &Keys<'_>, op: Op, accepted: u64) -> Result<Reply, String> {
+        let link = &self.link;
+        let result = async {
+            let mut conn = match timeout(CONNECT_TIMEOUT, link.connection()).await {
+                Ok(Ok(conn)) => conn,
+                Ok(Err(e)) => return Err(e.to_string()),
+                Err(_) => return Err(format!("no connection within {CONNECT_TIMEOUT:?}")),
+            };
+            link.count_call();
+            let call = self.calls.call(&mut conn, keys, op, accepted);
+            match timeout(self.config.timeout, call).await {
+                Ok(Ok(reply)) => Ok(reply),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!("no answer within {:?}", self.config.timeout)),
+            }
+        }
+        .await;
+        match &result {
+            Ok(_) => link.succeeded(self.config.backoff),
+            Err(why) => link.failed(why, self.config.backoff).await,
+        }
+        result
+    }
+}
+
+impl KeyState {
+    fn new(now: Instant) -> Self {
+        KeyState {
+            hold: None,
+            rate: None,
+            leases: Vec::new(),
+            synced: None,
+            syncing: false,
+            used: now,
+            unsent: 0,
+            accepted: 0,
+        }
+    }
+
+    fn lease(&mut self, constraint: &str) -> &mut Lease {
+        let i = match self.leases.iter().position(|(c, _)| c == constraint) {
+            Some(i) => i,
+            None => {
+                self.leases.push((constraint.to_owned(), Lease::new()));
+                self.leases.len() - 1
+            }
+        };
+        &mut self.leases[i].1
+    }
+
+    /// Records what a call brought back (`None`: it failed); whether the gate
+    /// should be told.
+    fn record(&mut self, job: &Job, reply: Option<&Reply>, now: Instant) -> bool {
+        let mut tell = false;
+        match job {
+            Job::Refill {
+                constraint, pace, ..
+            } => {
+                let lease = self.lease(constraint);
+                lease.refilling = None;
+                if let Some(r) = reply {
+                    lease.add(segment(r, pace, now));
+                }
+                // Waiters may be pending on it, whatever the outcome.
+                tell = true;
+            }
+            Job::Peek => self.syncing = false,
+            Job::Hold(_) | Job::Rate(_) => {}
+        }
+        let Some(r) = reply else {
+            return tell;
+        };
+        self.synced = Some(now);
+        self.accepted = self.accepted.max(r.accepted);
+        if r.hold > 0 {
+            let until = crate::rate_limit::time::after(now, micros(r.hold));
+            if self.hold.is_none_or(|h| until > h) {
+                self.hold = Some(until);
+                tell = true;
+            }
+        }
+        let rate = r
+            .rate
+            .map(|(rate, ttl)| (rate, crate::rate_limit::time::after(now, micros(ttl))));
+        if rate.is_some_and(|(new, _)| self.rate.is_none_or(|(old, _)| new < old)) {
+            tell = true;
+        }
+        self.rate = rate;
+        tell
+    }
+}
+
+fn micros(us: i64) -> Duration {
+    Duration::from_micros(u64::try_from(us).unwrap_or(0))
+}
+
+/// A reserved batch dated on this process's clock, from the moment the reply
+/// arrived (a little after the server's now: on the safe side).
+fn segment(r: &Reply, pace: &Pace, now: Instant) -> Segment {
+    let floor = crate::rate_limit::time::after(now, micros(r.floor));
+    let start = if r.first >= 0 {
+        crate::rate_limit::time::after(now, micros(r.first))
+    } else {
+        crate::rate_limit::time::before(now, micros(-r.first))
+    };
+    Segment {
+        floor,
+        start,
+        interval: Duration::from_micros(pace.interval_us()),
+        count: r.granted,
+    }
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &self.inner;
+        f.debug_struct("RedisStore")
+            .field("url", &i.link.url)
+            .field("prefix", &i.config.prefix)
+            .field("timeout", &i.config.timeout)
+            .field("retry_backoff", &i.config.backoff)
+            .field("sharing", &i.link.is_up())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,191 @@
+//! The one Lua script the store runs, and its typed calls.
+//!
+//! Everything happens on the server's clock (`TIME`), never the clients':
+//! replies carry offsets from the server's "now" in microseconds, which the
+//! caller dates from the moment the reply arrived (later than the server's
+//! now by up to one round trip, so on the safe side).
+//!
+//! Pacing is GCRA (the generic cell rate algorithm of ATM networks, as in
+//! redis-cell or Envoy's and Kong's Redis limiters): per pace key, the
+//! *theoretical arrival time* `tat` of the next unit; a unit may go at
+//! `tat − τ`, where `τ = (burst − 1) × T` and `T = 1 / rate`. Reserving a
+//! batch of `n` moves `tat` by `n × T` at once, so all clients together never
+//! exceed `rate × t + burst`, however their batches interleave.
+
+use redis::aio::MultiplexedConnection;
+use redis::{RedisResult, Script};
+
+/// `KEYS[1]`: pace state (hash: `t` = tat µs, `n` = units granted so far);
+/// `KEYS[2]`: hold (string: until µs); `KEYS[3]`: shared rate (hash: `r`,
+/// `e` = expiry µs); `KEYS[4]`: responses accepted by the server, all
+/// processes together. `ARGV[1]` is the mode, `ARGV[2]` the accepted
+/// responses to add. Every mode answers `{granted, first, floor, hold, rate,
+/// rate_expiry, total, accepted}` (offsets in µs from the server's now;
+/// `rate` a string or nil).
+const LUA: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local function fmt(x) return string.format('%.0f', x) end
+local mode = ARGV[1]
+local acc
+if tonumber(ARGV[2]) > 0 then
+  acc = redis.call('INCRBY', KEYS[4], ARGV[2])
+  redis.call('PEXPIRE', KEYS[4], 600000)
+else
+  acc = tonumber(redis.call('GET', KEYS[4]) or '0') or 0
+end
+local hold = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
+local granted, first, floor, total = 0, 0, 0, 0
+if mode == 'hold' then
+  local till = now + tonumber(ARGV[3])
+  if till > hold then
+    hold = till
+    redis.call('SET', KEYS[2], fmt(hold), 'PX', math.ceil((hold - now) / 1000) + 1000)
+  end
+elseif mode == 'rate' then
+  local r = tonumber(ARGV[3])
+  local cur = redis.call('HMGET', KEYS[3], 'r', 'e')
+  local cr, ce = tonumber(cur[1]), tonumber(cur[2])
+  if cr == nil or ce == nil or ce <= now or r <= cr then
+    redis.call('HSET', KEYS[3], 'r', ARGV[3], 'e', fmt(now + tonumber(ARGV[4])))
+    redis.call('PEXPIRE', KEYS[3], math.ceil(tonumber(ARGV[4]) / 1000) + 1000)
+  end
+elseif mode == 'reserve' then
+  local n, T, tau = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+  local start = now
+  if hold > start then start = hold end
+  local st = redis.call('HMGET', KEYS[1], 't', 'n')
+  local tat = tonumber(st[1]) or 0
+  total = (tonumber(st[2]) or 0) + n
+  if tat < start then tat = start end
+  granted, first, floor = n, tat - tau - now, start - now
+  tat = tat + n * T
+  redis.call('HSET', KEYS[1], 't', fmt(tat), 'n', fmt(total))
+  redis.call('PEXPIRE', KEYS[1], math.ceil((tat - now) / 1000) + tonumber(ARGV[6]))
+end
+local rate, rexp = false, 0
+local cur = redis.call('HMGET', KEYS[3], 'r', 'e')
+if cur[1] and tonumber(cur[2]) and tonumber(cur[2]) > now then
+  rate, rexp = cur[1], tonumber(cur[2]) - now
+end
+return {granted, first, floor, hold - now, rate, rexp, total, acc}
+"#;
+
+/// How long a pace key outlives its last reservation, in ms: long enough to
+/// be past any burst (`tat` has caught up with now by then), short enough
+/// that abandoned keys go.
+const PACE_TTL_MS: u64 = 60_000;
+
+/// The script, hashed once; `EVALSHA`, loading it on `NOSCRIPT` (a restarted
+/// server has forgotten it).
+pub(super) struct Calls {
+    script: Script,
+}
+
+/// The Redis keys of one call: `{key}:{constraint}`, `{key}:hold`,
+/// `{key}:rate`, `{key}:accepted`.
+pub(super) struct Keys<'a> {
+    pub(super) pace: &'a str,
+    pub(super) hold: &'a str,
+    pub(super) rate: &'a str,
+    pub(super) accepted: &'a str,
+}
+
+/// What the server said, offsets in µs from its now.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Reply {
+    /// Units reserved (0 unless reserving).
+    pub(super) granted: u64,
+    /// When unit `k` of the batch may go: `first + k × T`, but not before `floor`.
+    pub(super) first: i64,
+    pub(super) floor: i64,
+    /// The key's hold ends this far from now (≤ 0: none).
+    pub(super) hold: i64,
+    /// The lowest recent shared rate, and how long it stays valid.
+    pub(super) rate: Option<(f64, i64)>,
+    /// Units reserved by all clients since the key was created.
+    pub(super) total: u64,
+    /// Responses accepted, as counted by all clients.
+    pub(super) accepted: u64,
+}
+
+type Raw = (i64, i64, i64, i64, Option<String>, i64, i64, i64);
+
+/// One call of the script.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Op {
+    /// Reserve `n` units at `interval_us` per unit, with burst tolerance
+    /// `tau_us`.
+    Reserve {
+        n: u64,
+        interval_us: u64,
+        tau_us: u64,
+    },
+    /// Hold the key for `for_us` from the server's now, unless it already is
+    /// for longer.
+    Hold { for_us: u64 },
+    /// Offer `rate` as the key's shared rate for `ttl_us`: it wins if lower
+    /// than the current one or that one has expired.
+    Rate { rate: f64, ttl_us: u64 },
+    /// Read the hold and the shared rate.
+    Peek,
+}
+
+impl Calls {
+    pub(super) fn new() -> Self {
+        Calls {
+            script: Script::new(LUA),
+        }
+    }
+
+    pub(super) async fn call(
+        &self,
+        conn: &mut MultiplexedConnection,
+        keys: &Keys<'_>,
+        op: Op,
+        accepted: u64,
+    ) -> RedisResult<Reply> {
+        let mut inv = self.script.key(keys.pace);
+        inv.key(keys.hold).key(keys.rate).key(keys.accepted);
+        match op {
+            Op::Reserve {
+                n,
+                interval_us,
+                tau_us,
+            } => inv
+                .arg("reserve")
+                .arg(accepted)
+                .arg(n)
+                .arg(interval_us)
+                .arg(tau_us)
+                .arg(PACE_TTL_MS),
+            Op::Hold { for_us } => inv.arg("hold").arg(accepted).arg(for_us),
+            Op::Rate { rate, ttl_us } => inv
+                .arg("rate")
+                .arg(accepted)
+                .arg(format!("{rate:.6}"))
+                .arg(ttl_us),
+            Op::Peek => inv.arg("peek").arg(accepted),
+        };
+        let raw: Raw = inv.invoke_async(conn).await?;
+        Ok(Reply::from_raw(raw))
+    }
+}
+
+impl Reply {
+    fn from_raw((granted, first, floor, hold, rate, rate_ttl, total, accepted): Raw) -> Self {
+        let rate = rate
+            .and_then(|r| r.parse::<f64>().ok())
+            .filter(|r| r.is_finite() && *r > 0.0)
+            .map(|r| (r, rate_ttl));
+        Reply {
+            granted: u64::try_from(granted).unwrap_or(0),
+            first,
+            floor: floor.max(0),
+            hold,
+            rate,
+            total: u64::try_from(total).unwrap_or(0),
+            accepted: u64::try_from(accepted).unwrap_or(0),
+        }
+    }
+}

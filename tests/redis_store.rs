@@ -1,0 +1,314 @@
+//! The Redis store against a real `redis-server` (started on a free loopback
+//! port; see `support/redis.rs`). Real time: Redis is real. Every loop is
+//! bounded.
+
+#[path = "support/redis.rs"]
+mod redis_server;
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis_server::RedisServer;
+use support::logs::Logs;
+use tokio::time::{sleep, sleep_until, timeout, Instant};
+use tower_backoff::rate_limit::{Pace, RedisStore, Reservation};
+
+const PACE: Pace = Pace {
+    rate: 200.0,
+    burst: 20.0,
+};
+
+/// A store handle as one process's gate holds it: its own connection, its
+/// own local state, woken through `notify`.
+struct Process {
+    store: RedisStore,
+    woken: Arc<tokio::sync::Notify>,
+}
+
+async fn process(url: &str, prefix: &str) -> Process {
+    let store = RedisStore::connect(url)
+        .await
+        .expect("connects")
+        .prefix(prefix)
+        .retry_backoff(Duration::from_millis(50), Duration::from_millis(200));
+    Process::new(&store)
+}
+
+impl Process {
+    fn new(store: &RedisStore) -> Self {
+        let woken = Arc::new(tokio::sync::Notify::new());
+        let w = woken.clone();
+        let store = store.with_notify(Arc::new(move |_key: &str| w.notify_one()));
+        Process { store, woken }
+    }
+
+    /// Asks until the store says `Go` or `Local`, waiting as it says (bounded
+    /// by `within`); the answer and when it came.
+    async fn one(&self, key: &str, pace: Pace, within: Duration) -> Option<(Reservation, Instant)> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            let now = Instant::now();
+            match self.store.reserve(key, "limit", 1, pace, now) {
+                r @ (Reservation::Go | Reservation::Local) => return Some((r, now)),
+                Reservation::At(t) => sleep_until(t.min(deadline)).await,
+                Reservation::Pending(by) => {
+                    let _ = timeout(by.min(deadline) - now, self.woken.notified()).await;
+                }
+            }
+        }
+        None
+    }
+}
+
+#[tokio::test]
+async fn four_processes_together_never_exceed_the_shared_pace() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let url = server.url();
+    let mut procs = Vec::new();
+    for _ in 0..4 {
+        procs.push(Arc::new(process(&url, "fleet").await));
+    }
+    let key = procs[0].store.key("api");
+    let run = Duration::from_millis(1000);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for p in &procs {
+        let (p, key) = (p.clone(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut gone = Vec::new();
+            while start.elapsed() < run {
+                match p.one(&key, PACE, run.saturating_sub(start.elapsed())).await {
+                    Some((Reservation::Go, at)) => gone.push(at),
+                    Some((other, _)) => panic!("Redis is up, yet the store said {other:?}"),
+                    None => break,
+                }
+            }
+            gone
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(timeout(run * 3, t).await.expect("ends").expect("no panic"));
+    }
+    all.sort();
+    let secs = run.as_secs_f64();
+    let cap = PACE.rate * secs + PACE.burst;
+    // Slack: units are dated from each reply's arrival, so a few of one
+    // batch may straddle the end of the run.
+    assert!(
+        all.len() as f64 <= cap + 5.0,
+        "{} went, cap {cap}",
+        all.len()
+    );
+    assert!(
+        all.len() as f64 >= 0.8 * PACE.rate * secs,
+        "only {} went",
+        all.len()
+    );
+    // And in every 250 ms window, no more than the rate plus the burst.
+    let w = Duration::from_millis(250);
+    for (i, &t) in all.iter().enumerate() {
+        let n = all[i..].iter().take_while(|&&u| u < t + w).count();
+        assert!(
+            n as f64 <= PACE.rate * 0.25 + PACE.burst + 5.0,
+            "{n} in 250 ms"
+        );
+    }
+    let calls: u64 = procs.iter().map(|p| p.store.redis_calls()).sum();
+    let per_request = calls as f64 / all.len() as f64;
+    assert!(
+        per_request < 0.35,
+        "{calls} Redis calls for {} units",
+        all.len()
+    );
+    // Every process got a share.
+    eprintln!(
+        "{} units, {calls} Redis calls ({per_request:.3}/unit)",
+        all.len()
+    );
+}
+
+#[tokio::test]
+async fn redis_down_means_local_within_the_timeout_and_sharing_resumes_after_restart() {
+    let Some(mut server) = RedisServer::start() else {
+        return;
+    };
+    let url = server.url();
+    let mut procs = Vec::new();
+    for _ in 0..4 {
+        procs.push(process(&url, "fault").await);
+    }
+    let key = procs[0].store.key("api");
+    for p in &procs {
+        let (r, _) = p
+            .one(&key, PACE, Duration::from_secs(1))
+            .await
+            .expect("answers");
+        assert_eq!(r, Reservation::Go);
+    }
+    server.kill();
+    let killed = Instant::now();
+    // Each process keeps asking; within the per-call timeout (50 ms) plus
+    // scheduling, all answer Local, and none ever blocks.
+    for p in &procs {
+        let mut local_at = None;
+        while killed.elapsed() < Duration::from_secs(1) {
+            let asked = Instant::now();
+            let r = p.one(&key, PACE, Duration::from_millis(200)).await;
+            assert!(
+                asked.elapsed() < Duration::from_millis(250),
+                "a wait went unbounded"
+            );
+            if let Some((Reservation::Local, at)) = r {
+                local_at = Some(at);
+                break;
+            }
+        }
+        let at = local_at.expect("Local after Redis died");
+        assert!(
+            at - killed < Duration::from_millis(300),
+            "Local only after {:?}",
+            at - killed
+        );
+        assert!(!p.store.is_sharing());
+    }
+    server.restart();
+    // After the back-off (50 ms, doubling to 200 ms), a probe finds Redis and
+    // the processes share again.
+    for p in &procs {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            assert!(Instant::now() < deadline, "sharing did not resume");
+            if let Some((Reservation::Go, _)) = p.one(&key, PACE, Duration::from_millis(100)).await
+            {
+                if p.store.is_sharing() {
+                    break;
+                }
+            }
+            sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_hold_published_by_one_process_holds_all_and_the_lowest_rate_wins() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let url = server.url();
+    let (a, b) = (process(&url, "hold").await, process(&url, "hold").await);
+    let key = a.store.key("api");
+    let until = Instant::now() + Duration::from_millis(400);
+    a.store.publish_hold(&key, until);
+    a.store.publish_rate(&key, 5.0);
+    b.store.publish_rate(&key, 8.0);
+    // B learns the hold by reading it back (in the background).
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let seen = loop {
+        if let Some(h) = b.store.hold(&key, Instant::now()) {
+            break h;
+        }
+        assert!(Instant::now() < deadline, "the hold never reached B");
+        sleep(Duration::from_millis(10)).await;
+    };
+    assert!(seen >= until - Duration::from_millis(30) && seen <= until + Duration::from_millis(30));
+    assert!(
+        matches!(b.store.reserve(&key, "limit", 1, PACE, Instant::now()), Reservation::At(t) if t == seen)
+    );
+    sleep(Duration::from_millis(120)).await;
+    let _ = b.store.hold(&key, Instant::now());
+    sleep(Duration::from_millis(30)).await;
+    assert_eq!(b.store.rate(&key, Instant::now()), Some(5.0));
+}
+
+#[tokio::test]
+async fn prefixes_keep_two_applications_apart() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let url = server.url();
+    let slow = Pace {
+        rate: 10.0,
+        burst: 2.0,
+    };
+    let (a, a2, b) = (
+        process(&url, "app-a").await,
+        process(&url, "app-a").await,
+        process(&url, "app-b").await,
+    );
+    assert_ne!(a.store.key("api"), b.store.key("api"));
+    // App A spends its burst…
+    for _ in 0..2 {
+        let r = a
+            .one(&a.store.key("api"), slow, Duration::from_secs(1))
+            .await;
+        assert_eq!(r.map(|r| r.0), Some(Reservation::Go));
+    }
+    // …so another process of app A must wait its turn…
+    let t = Instant::now();
+    a2.one(&a2.store.key("api"), slow, Duration::from_secs(2))
+        .await
+        .expect("goes");
+    assert!(
+        t.elapsed() >= Duration::from_millis(50),
+        "A's second process did not wait"
+    );
+    // …while app B, on the same name, goes at once.
+    let t = Instant::now();
+    let r = b
+        .one(&b.store.key("api"), slow, Duration::from_secs(1))
+        .await;
+    assert_eq!(r.map(|r| r.0), Some(Reservation::Go));
+    assert!(
+        t.elapsed() < Duration::from_millis(50),
+        "app B waited for app A"
+    );
+}
+
+#[tokio::test]
+async fn a_password_url_works_and_the_password_is_never_shown() {
+    let Some(mut server) = RedisServer::start_with_password("s3cret-pw") else {
+        return;
+    };
+    let logs = Logs::default();
+    let _guard = tracing::subscriber::set_default(logs.clone());
+    let store = RedisStore::connect(&server.url())
+        .await
+        .expect("password accepted");
+    let shown = format!("{store:?}");
+    assert!(
+        shown.contains(":***@127.0.0.1") && !shown.contains("s3cret-pw"),
+        "{shown}"
+    );
+    let wrong = server.url().replace("s3cret-pw", "wrong-pw");
+    let err = RedisStore::connect(&wrong)
+        .await
+        .expect_err("bad password refused");
+    for text in [err.to_string(), format!("{err:?}")] {
+        assert!(!text.contains("wrong-pw") && text.contains("***"), "{text}");
+    }
+    // A failure is logged once, without the password.
+    let p = Process::new(&store);
+    let key = p.store.key("api");
+    p.one(&key, PACE, Duration::from_secs(1))
+        .await
+        .expect("goes");
+    server.kill();
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while p.store.is_sharing() && Instant::now() < deadline {
+        let _ = p.store.reserve(&key, "limit", 1, PACE, Instant::now());
+        sleep(Duration::from_millis(5)).await;
+    }
+    for _ in 0..20 {
+        let _ = p.store.reserve(&key, "limit", 1, PACE, Instant::now());
+    }
+    let text = logs.text();
+    assert_eq!(text.matches("Redis unavailable").count(), 1, "{text}");
+    assert!(
+        text.contains("127.0.0.1") && !text.contains("s3cret-pw"),
+        "{text}"
+    );
+}
