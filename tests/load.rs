@@ -5,6 +5,8 @@
 //! policy allows. Bounded in count and time; asserts invariants that hold
 //! whatever the timing, and prints the success and 429 counts.
 
+#[path = "../examples/common/bucket.rs"]
+mod bucket;
 mod support;
 
 use std::convert::Infallible;
@@ -30,20 +32,12 @@ struct ServerLog {
     per_id: Vec<u32>,
 }
 
-struct Bucket {
-    tokens: f64,
-    last: Instant,
-}
-
 /// A hyper server with a token bucket of `RATE`/s and `BURST`, sending IETF
 /// RateLimit headers and `Retry-After` on its 429s.
 async fn start_server(log: Arc<Mutex<ServerLog>>) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let bucket = Arc::new(Mutex::new(Bucket {
-        tokens: BURST,
-        last: Instant::now(),
-    }));
+    let bucket = Arc::new(Mutex::new(bucket::TokenBucket::new(RATE, BURST)));
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let (log, bucket) = (log.clone(), bucket.clone());
@@ -60,15 +54,11 @@ async fn start_server(log: Arc<Mutex<ServerLog>>) -> std::net::SocketAddr {
                         let _ = req.into_body().collect().await;
                         let (ok, remaining, reset) = {
                             let mut b = bucket.lock().unwrap();
-                            let now = Instant::now();
-                            b.tokens = (b.tokens + (now - b.last).as_secs_f64() * RATE).min(BURST);
-                            b.last = now;
-                            let ok = b.tokens >= 1.0;
-                            if ok {
-                                b.tokens -= 1.0;
-                            }
-                            let reset = ((1.0 - b.tokens.min(1.0)) / RATE).max(0.0).ceil() as u64;
-                            (ok, b.tokens.floor() as u64, reset)
+                            let now = tokio::time::Instant::now();
+                            let ok = b.take(now, 1.0);
+                            let remaining = b.level(now).max(0.0);
+                            let reset = b.until(1.0).as_secs_f64().ceil() as u64;
+                            (ok, remaining.floor() as u64, reset)
                         };
                         {
                             let mut l = log.lock().unwrap();

@@ -16,6 +16,8 @@ use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 use tokio::time::Instant;
 
+use super::bucket::TokenBucket;
+
 /// Time the server takes to answer a call, over and above the bucket.
 pub const SERVER_LATENCY: Duration = Duration::from_millis(2);
 
@@ -126,8 +128,7 @@ enum Verdict {
 }
 
 struct Bucket {
-    tokens: f64,
-    refilled_at: Instant,
+    tokens: TokenBucket,
     /// When the first call after the outage was served.
     first_ok: Option<Instant>,
 }
@@ -148,8 +149,7 @@ impl Limiter {
         Limiter {
             limits,
             bucket: Mutex::new(Bucket {
-                tokens: f64::from(limits.burst),
-                refilled_at: Instant::now(),
+                tokens: TokenBucket::new(limits.rate, f64::from(limits.burst)),
                 first_ok: None,
             }),
             started: Instant::now(),
@@ -206,24 +206,19 @@ impl Limiter {
             self.wasted.fetch_add(1, Ordering::Relaxed);
             return Verdict::Down;
         }
-        let (rate, burst) = (self.limits.rate, f64::from(self.limits.burst));
         let mut bucket = self.bucket.lock().unwrap_or_else(|e| e.into_inner());
-        let elapsed = now.saturating_duration_since(bucket.refilled_at);
-        bucket.tokens = (bucket.tokens + elapsed.as_secs_f64() * rate).min(burst);
-        bucket.refilled_at = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
+        if bucket.tokens.take(now, 1.0) {
             if bucket.first_ok.is_none() && self.recovered_at().is_some_and(|up| now >= up) {
                 bucket.first_ok = Some(now);
             }
             Verdict::Allowed {
-                remaining: bucket.tokens as u64,
-                next_token: until_next_token(bucket.tokens, burst, rate),
+                remaining: bucket.tokens.level(now).max(0.0) as u64,
+                next_token: bucket.tokens.until_next_token(),
             }
         } else {
             self.wasted.fetch_add(1, Ordering::Relaxed);
             Verdict::Refused {
-                wait: until_next_token(bucket.tokens, burst, rate),
+                wait: bucket.tokens.until_next_token(),
             }
         }
     }
@@ -277,16 +272,6 @@ impl Limiter {
 fn ratelimit_header(remaining: u64, next: Duration) -> HeaderValue {
     let next = whole_secs_up(next.as_secs_f64());
     text(&format!("\"default\";r={remaining};t={next}"))
-}
-
-/// Time until the bucket holds one more whole token than now; zero when it
-/// is full.
-fn until_next_token(tokens: f64, burst: f64, rate: f64) -> Duration {
-    if tokens >= burst {
-        return Duration::ZERO;
-    }
-    let missing = tokens.floor() + 1.0 - tokens;
-    Duration::from_secs_f64((missing / rate).max(0.0))
 }
 
 fn whole_secs_up(secs: f64) -> u64 {

@@ -5,6 +5,7 @@
 
 pub mod article;
 pub mod batch;
+pub mod bucket;
 pub mod cli;
 pub mod contenders;
 pub mod limiter;

@@ -156,12 +156,18 @@ impl Limiter {
     }
 }
 
+#[path = "../../examples/common/bucket.rs"]
+mod bucket;
+
+use bucket::TokenBucket;
+
 #[derive(Debug)]
 struct LimiterState {
     spec: Limiter,
-    /// Bucket: tokens now; window: spent in `window`.
+    /// The bucket of a `Kind::Bucket`.
+    bucket: Option<TokenBucket>,
+    /// Window: spent in `window`.
     level: f64,
-    last: Instant,
     window: u64,
     closed_until: Option<Instant>,
 }
@@ -257,14 +263,16 @@ impl ApiServerBuilder {
             .limiters
             .into_iter()
             .map(|spec| {
-                let level = match spec.kind {
-                    Kind::Bucket { burst, .. } => burst - spec.used as f64,
-                    _ => spec.used as f64,
+                let bucket = match spec.kind {
+                    Kind::Bucket { rate, burst } => {
+                        Some(TokenBucket::new(rate, burst).with_tokens(burst - spec.used as f64))
+                    }
+                    _ => None,
                 };
                 LimiterState {
+                    bucket,
+                    level: spec.used as f64,
                     spec,
-                    level,
-                    last: now,
                     window: 0,
                     closed_until: None,
                 }
@@ -398,10 +406,10 @@ impl ApiServer {
         // Bring every limiter up to now.
         for l in s.limiters.iter_mut() {
             match l.spec.kind {
-                Kind::Bucket { rate, burst } => {
-                    let dt = now.saturating_duration_since(l.last).as_secs_f64();
-                    l.level = (l.level + dt * rate).min(burst);
-                    l.last = now;
+                Kind::Bucket { .. } => {
+                    if let Some(b) = l.bucket.as_mut() {
+                        l.level = b.level(now);
+                    }
                 }
                 Kind::Window { w, .. } => {
                     let index = (now.saturating_duration_since(born).as_secs_f64()
@@ -432,8 +440,8 @@ impl ApiServer {
             match l.spec.kind {
                 // A hair of tolerance: the client's arithmetic in f64 and
                 // the server's need not round alike.
-                Kind::Bucket { rate, .. } if l.level < need - 1e-6 => {
-                    let wait = Duration::from_secs_f64((need - l.level) / rate);
+                Kind::Bucket { .. } if l.level < need - 1e-6 => {
+                    let wait = l.bucket.as_ref().map_or(Duration::ZERO, |b| b.until(need));
                     refusal = Some((i, wait, false));
                     break;
                 }
@@ -455,7 +463,12 @@ impl ApiServer {
                 }
                 let need = amount(l);
                 match l.spec.kind {
-                    Kind::Bucket { .. } => l.level -= need,
+                    Kind::Bucket { .. } => {
+                        if let Some(b) = l.bucket.as_mut() {
+                            b.take(now, need);
+                            l.level = b.level(now);
+                        }
+                    }
                     Kind::Window { .. } => l.level += need,
                     Kind::Claim { .. } => {}
                 }
@@ -478,7 +491,9 @@ impl ApiServer {
                         burst as u64,
                         l.level.max(0.0).floor() as u64,
                         Duration::from_secs_f64(burst / rate),
-                        Duration::from_secs_f64((burst - l.level).max(0.0) / rate),
+                        l.bucket
+                            .as_ref()
+                            .map_or(Duration::ZERO, TokenBucket::until_full),
                     ),
                     Kind::Window { q, w } => {
                         let end = born + w * (l.window as u32 + 1);

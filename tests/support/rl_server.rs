@@ -38,12 +38,14 @@ pub enum Mode {
     FixedWindow { q: u64, w: u64 },
 }
 
+#[path = "../../examples/common/bucket.rs"]
+mod bucket;
+
+use bucket::TokenBucket;
+
 #[derive(Debug)]
 struct Bucket {
-    rate: f64,
-    burst: f64,
-    tokens: f64,
-    last: Instant,
+    bucket: TokenBucket,
     seed: u64,
     /// Each way: `base` plus up to `spread`.
     base: Duration,
@@ -61,12 +63,6 @@ struct Bucket {
 }
 
 impl Bucket {
-    fn refill(&mut self, now: Instant) {
-        let dt = now.saturating_duration_since(self.last).as_secs_f64();
-        self.tokens = (self.tokens + dt * self.rate).min(self.burst);
-        self.last = now;
-    }
-
     /// A latency of `base` plus up to `spread`, pseudo-random but
     /// deterministic.
     fn latency(&mut self) -> Duration {
@@ -97,10 +93,7 @@ impl MockServer {
     pub fn new(mode: Mode, rate: f64, burst: f64) -> Self {
         MockServer {
             bucket: Arc::new(Mutex::new(Bucket {
-                rate,
-                burst,
-                tokens: burst,
-                last: Instant::now(),
+                bucket: TokenBucket::new(rate, burst),
                 seed: 0x9E37_79B9_7F4A_7C15,
                 base: Duration::from_millis(4),
                 spread: Duration::from_millis(4),
@@ -160,8 +153,7 @@ impl MockServer {
     /// From now on, refill at `rate` per second.
     pub fn set_rate(&self, rate: f64) {
         let mut b = self.bucket.lock().unwrap();
-        b.refill(Instant::now());
-        b.rate = rate;
+        b.bucket.set_rate(Instant::now(), rate);
     }
 
     /// Every `Retry-After` says 0 (a server that asks for no wait at all).
@@ -178,12 +170,11 @@ impl MockServer {
         let now = Instant::now();
         let mut b = self.bucket.lock().unwrap();
         b.calls += 1;
-        b.refill(now);
         let closed = b.closed_until.is_some_and(|t| now < t);
-        let ok = !closed && b.tokens >= 1.0;
-        if ok {
-            b.tokens -= 1.0;
-        } else {
+        let ok = !closed && b.bucket.take(now, 1.0);
+        let tokens = b.bucket.level(now);
+        let (rate, burst) = (b.bucket.rate(), b.bucket.burst());
+        if !ok {
             b.throttled += 1;
         }
         let t = now.saturating_duration_since(b.born);
@@ -195,7 +186,7 @@ impl MockServer {
                 .saturating_duration_since(now)
                 .as_secs_f64()
         } else {
-            (1.0 - b.tokens).max(0.0) / b.rate
+            b.bucket.until(1.0).as_secs_f64()
         };
         let retry_after_secs = if b.zero_hint {
             0
@@ -204,15 +195,15 @@ impl MockServer {
         };
         match self.mode {
             Mode::RateLimit | Mode::RateLimitNextToken => {
-                let q = b.rate.round() as u64;
+                let q = rate.round() as u64;
                 let r = if closed {
                     0
                 } else {
-                    b.tokens.floor().max(0.0) as u64
+                    tokens.floor().max(0.0) as u64
                 };
                 let t = if self.mode == Mode::RateLimit {
                     // Seconds until the bucket is full again, rounded up.
-                    ((b.burst - b.tokens) / b.rate).ceil().max(wait.ceil()) as u64
+                    ((burst - tokens) / rate).ceil().max(wait.ceil()) as u64
                 } else if r > 0 {
                     0
                 } else {
@@ -230,14 +221,14 @@ impl MockServer {
                 }
             }
             Mode::OpenAi => {
-                let full = (b.burst - b.tokens).max(0.0) / b.rate;
+                let full = (burst - tokens).max(0.0) / rate;
                 h.insert(
                     "x-ratelimit-limit-requests",
-                    hv(&(b.burst as u64).to_string()),
+                    hv(&(burst as u64).to_string()),
                 );
                 h.insert(
                     "x-ratelimit-remaining-requests",
-                    hv(&(b.tokens.floor().max(0.0) as u64).to_string()),
+                    hv(&(tokens.floor().max(0.0) as u64).to_string()),
                 );
                 h.insert("x-ratelimit-reset-requests", hv(&format!("{:.3}s", full)));
             }
