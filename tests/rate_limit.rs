@@ -3,10 +3,13 @@
 
 #[path = "support/rl_server.rs"]
 mod rl_server;
+mod support;
+
+use support::{reply, reply_with};
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Request, Response, StatusCode};
@@ -14,48 +17,6 @@ use rl_server::{get, response, run_batch, MockServer, Mode};
 use tokio::time::Instant;
 use tower::{Layer, Service, ServiceExt};
 use tower_backoff::{LocalRateLimited, RateLimitAwareLayer};
-
-/// A server that answers from a script (then 200 forever), instantly, and
-/// counts its calls.
-#[derive(Clone, Default)]
-struct Scripted {
-    script: Arc<Mutex<Vec<Response<String>>>>,
-    calls: Arc<AtomicU64>,
-}
-
-impl Scripted {
-    fn new(script: Vec<Response<String>>) -> Self {
-        let mut script = script;
-        script.reverse();
-        Scripted {
-            script: Arc::new(Mutex::new(script)),
-            calls: Arc::default(),
-        }
-    }
-
-    fn calls(&self) -> u64 {
-        self.calls.load(Ordering::SeqCst)
-    }
-
-    fn service(
-        &self,
-    ) -> impl Service<
-        Request<String>,
-        Response = Response<String>,
-        Error = Infallible,
-        Future = impl std::future::Future<Output = Result<Response<String>, Infallible>> + Send,
-    > + Clone {
-        let this = self.clone();
-        tower::service_fn(move |_req: Request<String>| {
-            let this = this.clone();
-            async move {
-                this.calls.fetch_add(1, Ordering::SeqCst);
-                let next = this.script.lock().unwrap().pop();
-                Ok(next.unwrap_or_else(|| response(200, &[])))
-            }
-        })
-    }
-}
 
 /// Time a call takes, and its response.
 async fn timed<S>(svc: &mut S, req: Request<String>) -> (Duration, Response<String>)
@@ -186,19 +147,20 @@ async fn bare_429s_still_slow_the_key_down() {
 
 #[tokio::test(start_paused = true)]
 async fn max_wait_answers_locally_at_once_without_calling_the_server() {
-    let server = Scripted::new(vec![response(429, &[("retry-after", "120")])]);
+    let (upstream, seen) =
+        support::scripted::<String>(vec![reply_with(429, &[("retry-after", "120")]), reply(200)]);
     let mut svc = RateLimitAwareLayer::new()
         .max_wait(Duration::from_secs(30))
-        .layer(server.service());
+        .layer(upstream.clone());
 
     let (_, first) = timed(&mut svc, get("api.example.com")).await;
     assert_eq!(first.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(first.extensions().get::<LocalRateLimited>().is_none());
-    assert_eq!(server.calls(), 1);
+    assert_eq!(support::calls(&seen) as u64, 1);
 
     let (took, second) = timed(&mut svc, get("api.example.com")).await;
     assert_eq!(took, Duration::ZERO, "answered at once");
-    assert_eq!(server.calls(), 1, "the server was not called");
+    assert_eq!(support::calls(&seen) as u64, 1, "the server was not called");
     assert_eq!(second.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(second.headers()["retry-after"], "120");
     let local = second.extensions().get::<LocalRateLimited>().unwrap();
@@ -212,10 +174,13 @@ async fn max_wait_answers_locally_at_once_without_calling_the_server() {
 
 #[tokio::test(start_paused = true)]
 async fn local_retry_after_is_whole_seconds_rounded_up() {
-    let server = Scripted::new(vec![response(429, &[("retry-after-ms", "2500")])]);
+    let (upstream, _) = support::scripted::<String>(vec![
+        reply_with(429, &[("retry-after-ms", "2500")]),
+        reply(200),
+    ]);
     let mut svc = RateLimitAwareLayer::new()
         .max_wait(Duration::from_secs(1))
-        .layer(server.service());
+        .layer(upstream.clone());
     let _ = timed(&mut svc, get("a")).await;
     tokio::time::advance(Duration::from_millis(100)).await;
     let (_, res) = timed(&mut svc, get("a")).await;
@@ -226,8 +191,9 @@ async fn local_retry_after_is_whole_seconds_rounded_up() {
 
 #[tokio::test(start_paused = true)]
 async fn retry_after_holds_the_key_then_releases_waiters() {
-    let server = Scripted::new(vec![response(429, &[("retry-after", "5")])]);
-    let mut svc = RateLimitAwareLayer::new().layer(server.service());
+    let (upstream, seen) =
+        support::scripted::<String>(vec![reply_with(429, &[("retry-after", "5")]), reply(200)]);
+    let mut svc = RateLimitAwareLayer::new().layer(upstream.clone());
     let _ = timed(&mut svc, get("a")).await;
     let (took, res) = timed(&mut svc, get("a")).await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -236,21 +202,24 @@ async fn retry_after_holds_the_key_then_releases_waiters() {
         Duration::from_secs(5),
         "held exactly until Retry-After"
     );
-    assert_eq!(server.calls(), 2);
+    assert_eq!(support::calls(&seen) as u64, 2);
 }
 
 #[tokio::test(start_paused = true)]
 async fn remaining_zero_holds_until_the_reset() {
-    let server = Scripted::new(vec![response(
-        200,
-        &[
-            ("x-ratelimit-limit", "60"),
-            ("x-ratelimit-remaining", "0"),
-            ("x-ratelimit-reset", "7"),
-        ],
-    )]);
+    let (upstream, _) = support::scripted::<String>(vec![
+        reply_with(
+            200,
+            &[
+                ("x-ratelimit-limit", "60"),
+                ("x-ratelimit-remaining", "0"),
+                ("x-ratelimit-reset", "7"),
+            ],
+        ),
+        reply(200),
+    ]);
     let layer = RateLimitAwareLayer::new();
-    let mut svc = layer.layer(server.service());
+    let mut svc = layer.layer(upstream.clone());
     let _ = timed(&mut svc, get("gh")).await;
     assert_eq!(layer.stats().limited_keys, 1);
     let (took, res) = timed(&mut svc, get("gh")).await;
@@ -260,15 +229,18 @@ async fn remaining_zero_holds_until_the_reset() {
 
 #[tokio::test(start_paused = true)]
 async fn grpc_pushback_holds_the_key() {
-    let server = Scripted::new(vec![response(
-        200,
-        &[
-            ("content-type", "application/grpc"),
-            ("grpc-status", "8"),
-            ("grpc-retry-pushback-ms", "1500"),
-        ],
-    )]);
-    let mut svc = RateLimitAwareLayer::new().layer(server.service());
+    let (upstream, _) = support::scripted::<String>(vec![
+        reply_with(
+            200,
+            &[
+                ("content-type", "application/grpc"),
+                ("grpc-status", "8"),
+                ("grpc-retry-pushback-ms", "1500"),
+            ],
+        ),
+        reply(200),
+    ]);
+    let mut svc = RateLimitAwareLayer::new().layer(upstream.clone());
     let _ = timed(&mut svc, get("grpc")).await;
     let (took, _) = timed(&mut svc, get("grpc")).await;
     assert_eq!(took, Duration::from_millis(1500));
@@ -276,11 +248,12 @@ async fn grpc_pushback_holds_the_key() {
 
 #[tokio::test(start_paused = true)]
 async fn clones_share_one_state() {
-    let server = Scripted::new(vec![response(429, &[("retry-after", "5")])]);
+    let (upstream, seen) =
+        support::scripted::<String>(vec![reply_with(429, &[("retry-after", "5")]), reply(200)]);
     let layer = RateLimitAwareLayer::new();
-    let mut a = layer.layer(server.service());
+    let mut a = layer.layer(upstream.clone());
     let mut b = a.clone();
-    let mut c = layer.clone().layer(server.service());
+    let mut c = layer.clone().layer(upstream.clone());
 
     let (_, first) = timed(&mut a, get("shared")).await;
     assert_eq!(first.status(), StatusCode::TOO_MANY_REQUESTS);
@@ -290,10 +263,11 @@ async fn clones_share_one_state() {
     let (took_b, res_b) = timed(&mut b, get("shared")).await;
     assert_eq!(res_b.status(), StatusCode::OK);
     assert_eq!(took_b, Duration::from_secs(5));
-    assert_eq!(server.calls(), 2);
+    assert_eq!(support::calls(&seen) as u64, 2);
 
-    let server2 = Scripted::new(vec![response(429, &[("retry-after", "3")])]);
-    let mut d = layer.layer(server2.service());
+    let (upstream2, _) =
+        support::scripted::<String>(vec![reply_with(429, &[("retry-after", "3")]), reply(200)]);
+    let mut d = layer.layer(upstream2.clone());
     let _ = timed(&mut d, get("other")).await;
     let (took_c, _) = timed(&mut c, get("other")).await;
     assert_eq!(took_c, Duration::from_secs(3));
@@ -493,17 +467,13 @@ async fn hostile_headers_never_panic_nor_hold_beyond_max_hold() {
         ),
     ];
     assert!(cases.len() >= 20);
-    let mut responses: Vec<_> = cases.iter().map(|(s, h)| response(*s, h)).collect();
-    responses.push(rl_server::response_raw(429, "retry-after", b"\xff\xfe\x80"));
-    responses.push(rl_server::response_raw(
-        200,
-        "ratelimit",
-        b"\"d\";r=0;t=\xff",
-    ));
-    for (i, first) in responses.into_iter().enumerate() {
-        let server = Scripted::new(vec![first]);
+    let mut replies: Vec<_> = cases.iter().map(|(s, h)| reply_with(*s, h)).collect();
+    replies.push(reply(429).raw_header("retry-after", b"\xff\xfe\x80"));
+    replies.push(reply(200).raw_header("ratelimit", b"\"d\";r=0;t=\xff"));
+    for (i, first) in replies.into_iter().enumerate() {
+        let (upstream, _) = support::scripted::<String>(vec![first, reply(200)]);
         let layer = RateLimitAwareLayer::new().max_hold(max_hold);
-        let mut svc = layer.layer(server.service());
+        let mut svc = layer.layer(upstream);
         let _ = timed(&mut svc, get("hostile")).await;
         let (took, res) = timed(&mut svc, get("hostile")).await;
         assert_eq!(res.status(), StatusCode::OK, "case {i}");
@@ -541,12 +511,13 @@ async fn a_hundred_thousand_keys_stay_within_max_keys() {
 
 #[tokio::test(start_paused = true)]
 async fn custom_key_fn_groups_requests() {
-    let server = Scripted::new(vec![response(429, &[("retry-after", "4")])]);
+    let (upstream, _) =
+        support::scripted::<String>(vec![reply_with(429, &[("retry-after", "4")]), reply(200)]);
     let mut svc = RateLimitAwareLayer::new()
         .key_fn(|parts: &http::request::Parts| {
             parts.headers.get("x-tenant").map(|v| v.as_bytes().to_vec())
         })
-        .layer(server.service());
+        .layer(upstream.clone());
     let tenant = |t: &str, host: &str| {
         Request::get(format!("https://{host}/"))
             .header("x-tenant", t)
@@ -584,9 +555,10 @@ impl<T> PollReady<T> for std::task::Poll<T> {
 
 #[tokio::test(start_paused = true)]
 async fn a_granted_but_unsent_release_is_given_back() {
-    let server = Scripted::new(vec![response(429, &[("retry-after", "2")])]);
+    let (upstream, seen) =
+        support::scripted::<String>(vec![reply_with(429, &[("retry-after", "2")]), reply(200)]);
     let layer = RateLimitAwareLayer::new();
-    let svc = layer.layer(server.service());
+    let svc = layer.layer(upstream.clone());
     let _ = svc.clone().oneshot(get("k")).await.unwrap();
 
     // Two waiters behind the hold; after it, slow start lets one go.
@@ -601,7 +573,11 @@ async fn a_granted_but_unsent_release_is_given_back() {
     drop(a);
     let res = b.await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(server.calls(), 2, "`a` never reached the server");
+    assert_eq!(
+        support::calls(&seen) as u64,
+        2,
+        "`a` never reached the server"
+    );
     let stats = layer.stats();
     assert_eq!((stats.waiting, stats.in_flight), (0, 0));
 }

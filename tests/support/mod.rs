@@ -19,6 +19,13 @@ pub struct Reply {
     pub headers: Vec<(&'static str, http::HeaderValue)>,
 }
 
+/// A reply with these headers.
+pub fn reply_with(status: u16, headers: &[(&'static str, &str)]) -> Reply {
+    headers
+        .iter()
+        .fold(reply(status), |r, (name, value)| r.header(name, *value))
+}
+
 pub fn reply(status: u16) -> Reply {
     Reply {
         status,
