@@ -37,6 +37,7 @@ type ScopeFn = dyn Fn(&Parts) -> Option<u64> + Send + Sync;
 #[derive(Clone, Debug)]
 pub(crate) enum KeyHasher {
     Seeded(RandomState),
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     Fixed,
 }
 
