@@ -1,7 +1,8 @@
 //! Happy-path cost of `RateLimitAwareLayer`: a key with no limit known,
 //! requests answered 200 at once, through the bare inner `service_fn` and
-//! through the gate (slow start off, slow start on, and with RateLimit
-//! headers on every response, which the gate parses and tracks). Measured on
+//! through the gate (slow start off, slow start on, two configured limits
+//! — requests and tokens — far from binding, and with RateLimit headers on
+//! every response, which the gate parses and tracks). Measured on
 //! one task and on 8 concurrent tasks of a multi-thread runtime (all on one
 //! key: the worst case for the shared lock). Also counts heap allocations
 //! per request with a counting global allocator, and times the header
@@ -18,6 +19,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use http::{HeaderMap, HeaderValue, Request, Response, Uri};
 use tokio::runtime::Runtime;
 use tower::{Layer, Service, ServiceExt};
+use tower_backoff::rate_limit::Limit;
 use tower_backoff::RateLimitAwareLayer;
 
 #[path = "support/counting_alloc.rs"]
@@ -147,6 +149,16 @@ fn gate(c: &mut Criterion) {
         c,
         "gate, slow start on",
         RateLimitAwareLayer::new().layer(upstream(HeaderMap::new())),
+        &single,
+        &multi,
+    );
+    bench_variant(
+        c,
+        "gate, two configured limits",
+        RateLimitAwareLayer::new()
+            .limit(Limit::requests(1_000_000_000, Duration::from_secs(1)))
+            .limit(Limit::tokens(1_000_000_000_000, Duration::from_secs(1)))
+            .layer(upstream(HeaderMap::new())),
         &single,
         &multi,
     );

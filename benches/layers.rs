@@ -7,42 +7,22 @@
 //! Run: `cargo bench --bench layers`.
 
 use std::convert::Infallible;
-use std::future::{ready, Future, Ready};
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
+use std::future::Ready;
 use std::time::Duration;
 
-use bytes::Bytes;
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use http::{Request, Response};
-use http_body_util::Full;
+use criterion::{criterion_group, criterion_main, Criterion};
+use http::Response;
 use tower::retry::{Policy, Retry};
+use tower::Layer;
 use tower::ServiceBuilder;
-use tower::{Layer, Service};
 use tower_backoff::{BackoffRetryLayer, RateLimitAwareLayer};
 
 #[path = "support/counting_alloc.rs"]
 mod counting_alloc;
+#[path = "support/happy_path.rs"]
+mod happy_path;
 
-type Req = Request<Full<Bytes>>;
-
-/// The upstream: answers 200 at once.
-#[derive(Clone, Copy)]
-struct Ok200;
-
-impl Service<Req> for Ok200 {
-    type Response = Response<()>;
-    type Error = Infallible;
-    type Future = Ready<Result<Response<()>, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _req: Req) -> Self::Future {
-        ready(Ok(Response::new(())))
-    }
-}
+use happy_path::{allocations_per_request, bench_call, criterion_config, Ok200, Req};
 
 /// What a user writes for tower's retry today: clone the request, never retry.
 #[derive(Clone, Copy)]
@@ -62,38 +42,6 @@ impl Policy<Req, Response<()>, Infallible> for CloneOnly {
     fn clone_request(&mut self, req: &Req) -> Option<Req> {
         Some(req.clone())
     }
-}
-
-fn request() -> Req {
-    Request::builder()
-        .uri("http://api.example.com/v1/items")
-        .header("authorization", "Bearer token")
-        .body(Full::new(Bytes::from_static(b"{\"q\":1}")))
-        .unwrap()
-}
-
-/// Drives a future that completes without waiting (all of these do).
-fn run<F: Future>(f: F) -> F::Output {
-    let mut f = pin!(f);
-    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(out) => out,
-        Poll::Pending => panic!("happy path must not wait"),
-    }
-}
-
-fn call<S: Service<Req>>(svc: &mut S, req: Req) -> Result<S::Response, S::Error> {
-    run(std::future::poll_fn(|cx| svc.poll_ready(cx)))?;
-    run(svc.call(req))
-}
-
-fn allocations_per_request<S: Service<Req>>(svc: &mut S) -> f64 {
-    const N: u64 = 10_000;
-    let reqs: Vec<Req> = (0..N).map(|_| request()).collect();
-    let before = counting_alloc::allocations();
-    for req in reqs {
-        let _ = call(svc, req);
-    }
-    (counting_alloc::allocations() - before) as f64 / N as f64
 }
 
 fn backoff_layer() -> BackoffRetryLayer {
@@ -120,33 +68,17 @@ fn happy_path(c: &mut Criterion) {
         allocations_per_request(&mut both),
     );
 
-    group.bench_function("no_middleware", |b| {
-        b.iter_batched(request, |r| call(&mut bare, r), BatchSize::SmallInput)
-    });
-    group.bench_function("tower_retry_clone_only", |b| {
-        b.iter_batched(
-            request,
-            |r| call(&mut tower_retry, r),
-            BatchSize::SmallInput,
-        )
-    });
-    group.bench_function("backoff_retry_layer", |b| {
-        b.iter_batched(request, |r| call(&mut backoff, r), BatchSize::SmallInput)
-    });
-    group.bench_function("rate_limit_aware_layer", |b| {
-        b.iter_batched(request, |r| call(&mut gate, r), BatchSize::SmallInput)
-    });
-    group.bench_function("backoff_and_rate_limit_aware", |b| {
-        b.iter_batched(request, |r| call(&mut both, r), BatchSize::SmallInput)
-    });
+    bench_call(&mut group, "no_middleware", &mut bare);
+    bench_call(&mut group, "tower_retry_clone_only", &mut tower_retry);
+    bench_call(&mut group, "backoff_retry_layer", &mut backoff);
+    bench_call(&mut group, "rate_limit_aware_layer", &mut gate);
+    bench_call(&mut group, "backoff_and_rate_limit_aware", &mut both);
     group.finish();
 }
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .measurement_time(Duration::from_secs(3))
-        .warm_up_time(Duration::from_millis(500));
+    config = criterion_config();
     targets = happy_path
 }
 criterion_main!(benches);

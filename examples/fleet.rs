@@ -183,6 +183,7 @@ async fn run(flags: &Flags, mode: Mode, coord: &'static str, redis: &str) -> Res
         rate: flags.rate,
         burst: flags.burst,
         mode,
+        outage: None,
     }));
     let (uri, stop) = loopback::serve(limiter.clone()).map_err(|e| e.to_string())?;
     let prefix = format!("fleet-{}-{mode}-{coord}", std::process::id());

@@ -40,6 +40,9 @@
 //! * `--seed S` — seed for every random draw;
 //! * `--svg PATH` — the chart (default `target/showdown.svg`);
 //! * `--only IDS` — comma-separated contender ids;
+//! * `--preset retry-after-100|retry-after-50` — the two `Retry-After`-only
+//!   settings the gate is judged by (1,000 requests; 100/s, burst 10,
+//!   concurrency 50; or 50/s, burst 5, concurrency 100);
 //! * `--quick` — a run of a few seconds that still prints every row (CI).
 
 mod common;

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, Request, Response, StatusCode};
 
+use crate::circuit::CircuitOpen;
 use crate::headers::{self, Pushback};
 
 /// Why an attempt was judged a failure, as reported in events and tracing.
@@ -202,11 +203,13 @@ where
 /// * Server hints: `Retry-After` (delta-seconds or HTTP-date),
 ///   `retry-after-ms`, `x-ms-retry-after-ms`, `grpc-retry-pushback-ms`.
 /// * Proof of "not processed" (lets non-idempotent requests be retried):
-///   `429`; a rate-limited `403`; `503` with a retry hint; gRPC UNAVAILABLE / RESOURCE_EXHAUSTED
-///   trailers-only replies; a connect-phase error (connection refused, or
-///   hyper-util's `is_connect()` with the `hyper-util` feature) found in an
-///   error of type `Box<dyn Error + Send + Sync>`, `std::io::Error` or
-///   hyper-util's client error.
+///   `429`; a rate-limited `403`; `503` with a retry hint; gRPC UNAVAILABLE /
+///   RESOURCE_EXHAUSTED trailers-only replies; a response or error marked
+///   [`CircuitOpen`] (the breaker answered without sending); a connect-phase
+///   error (connection refused, or hyper-util's `is_connect()` with the
+///   `hyper-util` feature) found in an error of type
+///   `Box<dyn Error + Send + Sync>`, `std::io::Error` or hyper-util's
+///   client error.
 ///
 /// An error sent in gRPC *trailers* after a streamed reply is not visible
 /// here: tower's retry decides when the response head arrives.
@@ -238,7 +241,15 @@ const GRPC_UNAVAILABLE: u16 = 14;
 impl<B, Rb, E: 'static> Classify<Request<B>, Response<Rb>, E> for HttpClassifier {
     fn classify(&self, _req: &Request<B>, result: Result<&Response<Rb>, &E>) -> Decision {
         match result {
-            Ok(res) => classify_response(res.status(), res.headers()),
+            Ok(res) => match res.extensions().get::<CircuitOpen>() {
+                // The breaker answered without sending: proof of "not
+                // processed", and its exact wait (`Retry-After` is rounded
+                // up to whole seconds).
+                Some(open) => classify_response(res.status(), res.headers())
+                    .after(open.retry_after)
+                    .not_processed(),
+                None => classify_response(res.status(), res.headers()),
+            },
             Err(err) => classify_error(err),
         }
     }
@@ -333,6 +344,12 @@ pub fn classify_error<E: 'static>(err: &E) -> Decision {
     let mut decision = Decision::retry(Reason::Error);
     let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
     while let Some(e) = cur {
+        // An open breaker's error (`open_as_error`): never sent.
+        if let Some(open) = e.downcast_ref::<CircuitOpen>() {
+            return Decision::retry(Reason::Error)
+                .after(open.retry_after)
+                .not_processed();
+        }
         if is_timeout(e) {
             decision = Decision::retry(Reason::Timeout).timeout();
         }
@@ -497,5 +514,23 @@ mod tests {
             Box::new(std::io::Error::from(std::io::ErrorKind::TimedOut));
         assert!(classify_error(&boxed).is_timeout());
         assert!(classify_error(&"opaque").is_retryable());
+    }
+
+    #[test]
+    fn a_circuit_open_answer_proves_not_processed() {
+        let open = CircuitOpen {
+            retry_after: Duration::from_secs(2),
+        };
+        let mut res = Response::new(());
+        *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        res.extensions_mut().insert(open);
+        let req = Request::post("/").body(()).unwrap();
+        let d = HttpClassifier.classify(&req, Ok::<_, &()>(&res));
+        assert!(d.is_retryable() && d.is_not_processed());
+        assert_eq!(d.retry_after(), Some(Duration::from_secs(2)));
+        let boxed: Box<dyn StdError + Send + Sync> = Box::new(open);
+        let d = classify_error(&boxed);
+        assert!(d.is_not_processed());
+        assert_eq!(d.retry_after(), Some(Duration::from_secs(2)));
     }
 }

@@ -5,6 +5,13 @@
 
 use std::time::Duration;
 
+/// `d` in whole seconds, rounded up: the `Retry-After` of a local answer
+/// (RFC 9110 §10.2.3 allows no fractions; rounding down would invite a retry
+/// that is refused again).
+pub(crate) fn whole_secs_up(d: Duration) -> u64 {
+    d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0))
+}
+
 /// `d × f`, saturating: NaN or `f ≤ 0` give zero, overflow gives `Duration::MAX`.
 pub(crate) fn mul_f64(d: Duration, f: f64) -> Duration {
     if f.is_nan() || f <= 0.0 {

@@ -91,9 +91,7 @@ impl Jitter {
             Jitter::Additive(max) => (delay, delay.saturating_add(max)),
         }
     }
-}
 
-impl Jitter {
     /// The wait before a retry when the server asked for at least `hint`:
     /// never shorter than `hint`, and spread *above* it, so that clients
     /// released by the same whole-second `Retry-After` do not return in the

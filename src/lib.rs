@@ -46,11 +46,13 @@
 
 pub mod body;
 pub mod budget;
+pub mod circuit;
 pub mod classify;
 mod duration;
 mod extensions;
 pub mod headers;
 mod jitter;
+mod key;
 pub mod rate_limit;
 #[cfg(feature = "reqwest-middleware")]
 pub mod reqwest;
@@ -59,6 +61,7 @@ mod rng;
 pub mod schedule;
 
 pub use body::BufferBodyLayer;
+pub use circuit::{CircuitBreaker, CircuitBreakerLayer, CircuitOpen};
 pub use extensions::{Deadline, RequestCost};
 pub use jitter::Jitter;
 #[cfg(feature = "redis")]

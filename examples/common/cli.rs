@@ -2,9 +2,10 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use super::contenders;
-use super::limiter::{Limits, Mode};
+use super::limiter::{Limits, Mode, Outage};
 
 /// A batch size, width and server limit.
 #[derive(Clone, Copy, Debug)]
@@ -56,6 +57,18 @@ impl Config {
             rate: self.shape.rate,
             burst: self.shape.burst,
             mode: self.mode,
+            outage: (self.mode == Mode::Outage).then(|| self.outage()),
+        }
+    }
+
+    /// In `outage` mode, the server is down from 15 % of the ideal makespan
+    /// (requests ÷ rate) for 45 % of it, and for at least a second: 1 s to
+    /// 4 s into the default run.
+    pub fn outage(&self) -> Outage {
+        let ideal = self.shape.requests as f64 / self.shape.rate;
+        Outage {
+            start: Duration::from_secs_f64(0.15 * ideal),
+            length: Duration::from_secs_f64(0.45 * ideal).max(Duration::from_secs(1)),
         }
     }
 }
@@ -87,6 +100,7 @@ pub fn usage(d: &Defaults) -> String {
   --seed S          seed for every random draw        (default 1)
   --svg PATH        where to write the chart          (default {svg})
   --only IDS        comma-separated contenders: {ids}
+  --preset P        named settings: {presets}
   --quick           a tiny run (a smoke test)
   --help            this text",
         f.requests,
@@ -101,7 +115,38 @@ pub fn usage(d: &Defaults) -> String {
         modes = Mode::NAMES,
         svg = d.svg,
         ids = contenders::ids(),
+        presets = preset_names(),
     )
+}
+
+/// Named settings: a mode and a server shape (flags given too still win).
+/// The two `retry-after-*` presets are the settings the gate is judged by
+/// on servers that state nothing but `Retry-After`.
+const PRESETS: &[(&str, Mode, Shape)] = &[
+    (
+        "retry-after-100",
+        Mode::RetryAfter,
+        Shape {
+            requests: 1_000,
+            concurrency: 50,
+            rate: 100.0,
+            burst: 10,
+        },
+    ),
+    (
+        "retry-after-50",
+        Mode::RetryAfter,
+        Shape {
+            requests: 1_000,
+            concurrency: 100,
+            rate: 50.0,
+            burst: 5,
+        },
+    ),
+];
+
+fn preset_names() -> String {
+    PRESETS.iter().map(|p| p.0).collect::<Vec<_>>().join(", ")
 }
 
 const MAX_REQUESTS: u32 = 10_000_000;
@@ -146,6 +191,18 @@ fn parse(
             "--seed" => seed = number(&flag, &value()?)?,
             "--svg" => svg = PathBuf::from(value()?),
             "--only" => only = contender_ids(&value()?)?,
+            "--preset" => {
+                let v = value()?;
+                let p = PRESETS
+                    .iter()
+                    .find(|p| p.0 == v)
+                    .ok_or_else(|| format!("--preset {v}: expected one of {}", preset_names()))?;
+                mode = p.1;
+                given.requests = given.requests.or(Some(p.2.requests));
+                given.concurrency = given.concurrency.or(Some(p.2.concurrency));
+                given.rate = given.rate.or(Some(p.2.rate));
+                given.burst = given.burst.or(Some(p.2.burst));
+            }
             other => return Err(format!("unknown flag {other}")),
         }
     }

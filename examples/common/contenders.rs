@@ -8,7 +8,7 @@ use http_body_util::Full;
 use tower::retry::RetryLayer;
 use tower::util::BoxCloneService;
 use tower::{Layer, Service, ServiceBuilder};
-use tower_backoff::{BackoffRetryLayer, RateLimitAwareLayer};
+use tower_backoff::{BackoffRetryLayer, CircuitBreakerLayer, RateLimitAwareLayer};
 
 use super::article::{ArticlePolicy, Strategy};
 use super::tower_reference::TowerPolicy;
@@ -88,6 +88,16 @@ pub fn all() -> Vec<Contender> {
             "BackoffRetry + RateLimitAware",
             backoff_with_gate,
         ),
+        contender(
+            "backoff+breaker",
+            "BackoffRetry + CircuitBreaker",
+            backoff_with_breaker,
+        ),
+        contender(
+            "backoff+breaker+gate",
+            "BackoffRetry + Breaker + RateLimit",
+            backoff_breaker_gate,
+        ),
     ]
 }
 
@@ -143,6 +153,32 @@ pub fn over_gate(transport: Transport, gate: RateLimitAwareLayer, seed: u64) -> 
     let stack = ServiceBuilder::new()
         .layer(BackoffRetryLayer::exponential(BACKOFF_MIN, BACKOFF_MAX).seed(seed))
         .layer(gate);
+    layered(transport, stack)
+}
+
+/// The breaker as the showdown sets it: the defaults (open at 50 % failed
+/// of at least 20 calls) over a 1 s window, breaking for 1 s at first.
+fn breaker() -> CircuitBreakerLayer {
+    CircuitBreakerLayer::new()
+        .sampling_duration(Duration::from_secs(1))
+        .break_duration(Duration::from_secs(1))
+}
+
+/// Retry outside, breaker inside: the retry layer waits for the breaker's
+/// probe instead of knocking on a server that is down.
+fn backoff_with_breaker(transport: Transport, setup: &Setup) -> Transport {
+    let stack = ServiceBuilder::new()
+        .layer(BackoffRetryLayer::exponential(BACKOFF_MIN, BACKOFF_MAX).seed(setup.seed))
+        .layer(breaker());
+    layered(transport, stack)
+}
+
+/// All three, in the recommended order: retry → breaker → gate.
+fn backoff_breaker_gate(transport: Transport, setup: &Setup) -> Transport {
+    let stack = ServiceBuilder::new()
+        .layer(BackoffRetryLayer::exponential(BACKOFF_MIN, BACKOFF_MAX).seed(setup.seed))
+        .layer(breaker())
+        .layer(RateLimitAwareLayer::new());
     layered(transport, stack)
 }
 

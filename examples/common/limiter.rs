@@ -1,5 +1,6 @@
 //! The rate-limited server's logic: a token bucket that answers every call
-//! with 200 or 429 and counts what it saw.
+//! with 200 or 429 and counts what it saw; in `outage` mode it is also down
+//! (every call answered 503) for a stretch, then recovers.
 //!
 //! The showdown puts it behind a hyper server, the simulation behind a
 //! `tower::service_fn`; both read the clock through `tokio::time`, so the
@@ -28,11 +29,14 @@ pub enum Mode {
     RateLimit,
     /// A bare 429: the client learns nothing.
     None,
+    /// 429 as in `RetryAfter`, and an outage: for a stretch every call is
+    /// answered `503 Service Unavailable` without `Retry-After`.
+    Outage,
 }
 
 impl Mode {
     /// The flag value naming each mode, for `--mode`.
-    pub const NAMES: &'static str = "retry-after | ratelimit | none";
+    pub const NAMES: &'static str = "retry-after | ratelimit | none | outage";
 
     /// Parses a `--mode` value.
     pub fn parse(s: &str) -> Option<Mode> {
@@ -40,6 +44,7 @@ impl Mode {
             "retry-after" => Some(Mode::RetryAfter),
             "ratelimit" => Some(Mode::RateLimit),
             "none" => Some(Mode::None),
+            "outage" => Some(Mode::Outage),
             _ => None,
         }
     }
@@ -51,6 +56,7 @@ impl fmt::Display for Mode {
             Mode::RetryAfter => "retry-after",
             Mode::RateLimit => "ratelimit",
             Mode::None => "none",
+            Mode::Outage => "outage",
         })
     }
 }
@@ -64,6 +70,17 @@ pub struct Limits {
     pub burst: u32,
     /// How 429s are announced.
     pub mode: Mode,
+    /// When the server is down, from its start (`Mode::Outage`).
+    pub outage: Option<Outage>,
+}
+
+/// A stretch during which the server answers every call with 503.
+#[derive(Clone, Copy, Debug)]
+pub struct Outage {
+    /// From the server's start to the first failed call.
+    pub start: Duration,
+    /// How long it lasts.
+    pub length: Duration,
 }
 
 impl Limits {
@@ -81,6 +98,17 @@ pub struct CallCounts {
     pub sent: u64,
     /// Calls answered 429 or 5xx: work the client could have saved.
     pub wasted: u64,
+    /// In `outage` mode: what happened around the outage.
+    pub outage: Option<OutageCounts>,
+}
+
+/// Calls during the outage, and how soon after it a call succeeded.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OutageCounts {
+    /// Calls that reached the server while it was down.
+    pub calls: u64,
+    /// From the end of the outage to the first call served 200.
+    pub first_ok: Option<Duration>,
 }
 
 /// What the bucket decided for one call.
@@ -93,19 +121,25 @@ enum Verdict {
     },
     /// Refused; a token will be there after `wait`.
     Refused { wait: Duration },
+    /// The server is down.
+    Down,
 }
 
 struct Bucket {
     tokens: f64,
     refilled_at: Instant,
+    /// When the first call after the outage was served.
+    first_ok: Option<Instant>,
 }
 
 /// A token bucket with call counters, shared by every connection.
 pub struct Limiter {
     limits: Limits,
     bucket: Mutex<Bucket>,
+    started: Instant,
     sent: AtomicU64,
     wasted: AtomicU64,
+    during_outage: AtomicU64,
 }
 
 impl Limiter {
@@ -116,9 +150,12 @@ impl Limiter {
             bucket: Mutex::new(Bucket {
                 tokens: f64::from(limits.burst),
                 refilled_at: Instant::now(),
+                first_ok: None,
             }),
+            started: Instant::now(),
             sent: AtomicU64::new(0),
             wasted: AtomicU64::new(0),
+            during_outage: AtomicU64::new(0),
         }
     }
 
@@ -132,15 +169,43 @@ impl Limiter {
 
     /// What the server has counted so far.
     pub fn counts(&self) -> CallCounts {
+        let first_ok = self
+            .bucket
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .first_ok;
         CallCounts {
             sent: self.sent.load(Ordering::Relaxed),
             wasted: self.wasted.load(Ordering::Relaxed),
+            outage: self.limits.outage.map(|_| OutageCounts {
+                calls: self.during_outage.load(Ordering::Relaxed),
+                first_ok: first_ok.zip(self.recovered_at()).map(|(ok, up)| ok - up),
+            }),
         }
+    }
+
+    /// When the outage ends, if there is one.
+    fn recovered_at(&self) -> Option<Instant> {
+        let o = self.limits.outage?;
+        Some(self.started + o.start + o.length)
+    }
+
+    /// Whether the server is down at `now`.
+    fn is_down(&self, now: Instant) -> bool {
+        self.limits.outage.is_some_and(|o| {
+            let since = now.saturating_duration_since(self.started);
+            since >= o.start && since < o.start + o.length
+        })
     }
 
     fn admit(&self) -> Verdict {
         self.sent.fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
+        if self.is_down(now) {
+            self.during_outage.fetch_add(1, Ordering::Relaxed);
+            self.wasted.fetch_add(1, Ordering::Relaxed);
+            return Verdict::Down;
+        }
         let (rate, burst) = (self.limits.rate, f64::from(self.limits.burst));
         let mut bucket = self.bucket.lock().unwrap_or_else(|e| e.into_inner());
         let elapsed = now.saturating_duration_since(bucket.refilled_at);
@@ -148,6 +213,9 @@ impl Limiter {
         bucket.refilled_at = now;
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
+            if bucket.first_ok.is_none() && self.recovered_at().is_some_and(|up| now >= up) {
+                bucket.first_ok = Some(now);
+            }
             Verdict::Allowed {
                 remaining: bucket.tokens as u64,
                 next_token: until_next_token(bucket.tokens, burst, rate),
@@ -164,6 +232,7 @@ impl Limiter {
         let (status, body): (_, &'static [u8]) = match verdict {
             Verdict::Allowed { .. } => (StatusCode::OK, b"ok\n"),
             Verdict::Refused { .. } => (StatusCode::TOO_MANY_REQUESTS, b"slow down\n"),
+            Verdict::Down => (StatusCode::SERVICE_UNAVAILABLE, b"down\n"),
         };
         let mut response = Response::new(Full::new(Bytes::from_static(body)));
         *response.status_mut() = status;
@@ -183,6 +252,7 @@ impl Limiter {
                     next_token,
                 } => (remaining, next_token),
                 Verdict::Refused { wait } => (0, wait),
+                Verdict::Down => (0, Duration::ZERO),
             };
             headers.insert("ratelimit-policy", self.policy_header());
             headers.insert("ratelimit", ratelimit_header(remaining, reset));

@@ -24,7 +24,7 @@ use http::Uri;
 use batch::{Plan, Progress};
 use cli::Config;
 use contenders::{Setup, Transport};
-use limiter::Limiter;
+use limiter::{Limiter, Mode};
 use report::Row;
 
 /// A transport to a fresh server, where to send, and whatever keeps that
@@ -66,7 +66,15 @@ pub async fn run_all<G>(
         report::human(ideal),
         report::human(setup.article_second)
     ))?;
-    say(&report::header())?;
+    if config.mode == Mode::Outage {
+        let o = config.outage();
+        say(&format!(
+            "(outage: the server answers 503 from {} to {}; \"outage\" = calls it saw then, \"1st ok\" = from recovery to its first 200)",
+            report::human(o.start),
+            report::human(o.start + o.length)
+        ))?;
+    }
+    say(&report::header(config.mode == Mode::Outage))?;
     let mut rows = Vec::new();
     for contender in contenders::all() {
         if !config.only.is_empty() && !config.only.iter().any(|id| id == contender.id) {

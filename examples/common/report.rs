@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::batch::Batch;
 use super::contenders::Contender;
-use super::limiter::CallCounts;
+use super::limiter::{CallCounts, OutageCounts};
 
 /// One contender's results.
 #[derive(Clone, Debug)]
@@ -31,6 +31,9 @@ pub struct Row {
     pub makespan: Duration,
     /// `makespan ÷ (requests ÷ rate)`.
     pub vs_ideal: f64,
+    /// In `outage` mode: calls while the server was down, and the time from
+    /// its recovery to the first call it served.
+    pub outage: Option<OutageCounts>,
 }
 
 impl Row {
@@ -53,24 +56,39 @@ impl Row {
             p99: percentile(&latencies, 0.99),
             makespan: batch.makespan,
             vs_ideal: ratio(batch.makespan.as_secs_f64(), ideal.as_secs_f64()),
+            outage: calls.outage,
         }
     }
 }
 
 const LABEL_WIDTH: usize = 36;
 
-/// The table's heading.
-pub fn header() -> String {
+/// The table's heading; with `outage`, two more columns: calls during the
+/// outage, and time from recovery to the first success.
+pub fn header(outage: bool) -> String {
+    let extra = if outage {
+        format!(" {:>8} {:>9}", "outage", "1st ok")
+    } else {
+        String::new()
+    };
     format!(
-        "{:<LABEL_WIDTH$} {:>8} {:>7} {:>7} {:>9} {:>9} {:>9} {:>9} {:>7}",
+        "{:<LABEL_WIDTH$} {:>8} {:>7} {:>7} {:>9} {:>9} {:>9} {:>9}{extra} {:>7}",
         "contender", "success", "calls", "wasted", "mean", "P50", "P99", "makespan", "÷ ideal"
     )
 }
 
-/// One line of the table.
+/// One line of the table (ending in `×`, which CI counts).
 pub fn line(row: &Row) -> String {
+    let extra = match row.outage {
+        Some(o) => format!(
+            " {:>8} {:>9}",
+            o.calls,
+            o.first_ok.map_or_else(|| "never".to_owned(), human)
+        ),
+        None => String::new(),
+    };
     format!(
-        "{:<LABEL_WIDTH$} {:>7.1}% {:>7} {:>6.1}% {:>9} {:>9} {:>9} {:>9} {:>6.2}×",
+        "{:<LABEL_WIDTH$} {:>7.1}% {:>7} {:>6.1}% {:>9} {:>9} {:>9} {:>9}{extra} {:>6.2}×",
         row.label,
         row.success,
         row.calls,

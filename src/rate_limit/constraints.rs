@@ -415,6 +415,15 @@ impl Constraints {
                     self.slow_start = None;
                 }
             }
+        } else {
+            // Neither accepted nor throttled: the server is down (a bare
+            // 503). What it accepts now says nothing of its rate limit: the
+            // period starts afresh, with the server's bucket presumably full
+            // again after the outage.
+            let m = &mut self.meter;
+            m.start = None;
+            m.accepted = 0;
+            m.after_hold = true;
         }
         (limited, named)
     }

@@ -9,11 +9,12 @@ use std::time::Duration;
 use http::request::Parts;
 use tower_layer::Layer;
 
-use super::key::{KeyFn, RequestFns};
 use super::limit::Limit;
 use super::refusal::{Local429, WaitForPermit};
+use super::request::RequestFns;
 use super::table::{Config, Gate};
 use super::{GateStats, RateLimitAware};
+use crate::key::KeyFn;
 
 /// Default for [`RateLimitAwareLayer::max_hold`]: 5 min.
 const DEFAULT_MAX_HOLD: Duration = Duration::from_secs(5 * 60);

@@ -133,7 +133,6 @@
 mod constraints;
 mod entry;
 mod future;
-mod key;
 mod layer;
 mod learner;
 mod limit;
@@ -142,6 +141,7 @@ mod permit;
 mod quota;
 mod quotas;
 mod refusal;
+mod request;
 mod response;
 mod service;
 #[cfg(feature = "redis")]

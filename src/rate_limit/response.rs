@@ -70,20 +70,25 @@ impl Outcome {
     }
 }
 
+/// An outcome read from a status and header pairs, as the gate reads one
+/// (for tests).
+#[cfg(test)]
+pub(super) fn read_pairs(status: u16, headers: &[(&str, &str)]) -> Outcome {
+    let mut map = HeaderMap::new();
+    for (k, v) in headers {
+        map.append(
+            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    Outcome::read(StatusCode::from_u16(status).unwrap(), &map)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn read(status: u16, headers: &[(&str, &str)]) -> Outcome {
-        let mut map = HeaderMap::new();
-        for (k, v) in headers {
-            map.append(
-                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                v.parse().unwrap(),
-            );
-        }
-        Outcome::read(StatusCode::from_u16(status).unwrap(), &map)
-    }
+    use super::read_pairs as read;
 
     #[test]
     fn classifies_throttles() {

@@ -9,9 +9,9 @@ use http::{Request, Response};
 use tower_service::Service;
 
 use super::future::ResponseFuture;
-use super::key::RequestFns;
 use super::permit::{acquire, Acquire};
 use super::refusal::{Refusal, WaitForPermit};
+use super::request::RequestFns;
 use super::table::Gate;
 use super::{GateStats, RateLimitAwareLayer};
 

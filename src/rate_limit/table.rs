@@ -6,9 +6,7 @@
 //! hash-map and arithmetic operations, never an `.await`, a user callback or
 //! a waker (wakers are called after unlocking).
 
-use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::Duration;
@@ -16,12 +14,12 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::entry::{Decision, Entry, Parked, Waiter};
-use super::key::KeyHasher as HashKeys;
 use super::limit::Limit;
 use super::model::{Admit, Grant, Knobs, Limited, Need, Uncounted};
 use super::response::Outcome;
 use super::time::after;
 use super::GateStats;
+use crate::key::{KeyHasher as HashKeys, KeyMap};
 
 /// The layer's settings.
 #[derive(Debug, Clone)]
@@ -56,26 +54,8 @@ pub(crate) struct Gate {
     state: Mutex<State>,
 }
 
-/// Keys are already uniform hashes: the map need not hash them again.
-#[derive(Default)]
-struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
 struct State {
-    entries: HashMap<u64, Entry, BuildHasherDefault<KeyHasher>>,
+    entries: KeyMap<Entry>,
     /// LRU clock: bumped on every use of an entry.
     tick: u64,
     next_ticket: u64,
@@ -135,7 +115,7 @@ impl Gate {
             config,
             hasher,
             state: Mutex::new(State {
-                entries: HashMap::default(),
+                entries: KeyMap::default(),
                 tick: 0,
                 next_ticket: 0,
             }),

@@ -10,9 +10,11 @@
 //! ([`HttpClassifier`] by default); stops if it is not retryable, if the
 //! request is not idempotent and the failure does not prove it unprocessed,
 //! if `max_attempts` is reached, or if the server's `Retry-After` exceeds the
-//! cap; draws the delay from the schedule and jitter and raises it to the
-//! server's `Retry-After`; stops if the next attempt would start after
-//! `max_elapsed`; asks the budget; and finally waits and retries.
+//! cap; draws the delay from the schedule and jitter, and if the server's
+//! `Retry-After` is longer, waits that plus a random share of the jitter
+//! (so requests released together do not return together); stops if the
+//! next attempt would start after `max_elapsed`; asks the budget; and finally
+//! waits and retries.
 //!
 //! ```
 //! use std::time::Duration;
@@ -259,9 +261,13 @@ impl<C> BackoffRetryLayer<C> {
     }
 
     /// Honour the server's `Retry-After` / `retry-after-ms` /
-    /// `grpc-retry-pushback-ms` (default true): the wait is the larger of the
-    /// schedule's delay and the server's, and a server asking for longer than
-    /// the cap gets its response returned at once instead of a long sleep.
+    /// `grpc-retry-pushback-ms` (default true): the wait is never shorter than
+    /// the server's. When the jittered delay is shorter, the wait is the hint
+    /// plus a random share of the jitter's width for `max(delay, hint / 2)`,
+    /// within the cap, so that requests released by the same whole-second
+    /// `Retry-After` do not return in the same instant. A server asking for
+    /// longer than the cap gets its response returned at once instead of a
+    /// long sleep ([`GiveUp::RetryAfterTooLong`]).
     pub fn honor_retry_after(mut self, honor: bool) -> Self {
         self.config_mut().honor_retry_after = honor;
         self
@@ -437,7 +443,7 @@ impl Config {
     /// Settings that are legal but almost surely not what the user meant.
     fn problems(&self) -> Vec<String> {
         let mut problems: Vec<String> = self.schedule_problem.iter().cloned().collect();
-        if self.schedule.max_delay().is_zero() {
+        if self.schedule_problem.is_none() && self.schedule.max_delay().is_zero() {
             problems.push("the schedule's cap is zero: every retry is sent at once".into());
         }
         if self.max_elapsed.is_some_and(|d| d.is_zero()) {

@@ -1,7 +1,5 @@
 use std::time::Duration;
 
-use http::{HeaderMap, StatusCode};
-
 use super::*;
 use crate::headers::stable_hash;
 use crate::rate_limit::limit::Limit;
@@ -15,17 +13,7 @@ fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
 
-/// An outcome read from a real status and headers, as the gate reads one.
-fn outcome(status: u16, headers: &[(&str, &str)]) -> Outcome {
-    let mut map = HeaderMap::new();
-    for (k, v) in headers {
-        map.append(
-            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-            v.parse().unwrap(),
-        );
-    }
-    Outcome::read(StatusCode::from_u16(status).unwrap(), &map)
-}
+use crate::rate_limit::response::read_pairs as outcome;
 
 fn bare(throttled: bool, hold: Option<u64>) -> Outcome {
     Outcome {

@@ -1,21 +1,18 @@
-//! Which requests share a limit: the key a request is gated under.
+//! Which requests share a state: the key a request is gated (rate limit) or
+//! counted (circuit breaker) under. Shared by both layers.
 //!
-//! Keys are `u64` hashes so that the gate's map stores no strings and the
+//! Keys are `u64` hashes so that the layers' maps store no strings and the
 //! default key costs no allocation per request. Two names whose hashes
 //! collide (chance about 2⁻⁶⁴ per pair) would share one state — harmless: they
-//! would only be paced together.
+//! would only be paced, or broken, together.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasher, DefaultHasher, Hash, Hasher, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher, Hash, Hasher, RandomState};
 use std::sync::Arc;
 
 use http::request::Parts;
 use http::Request;
-use tokio::time::Instant;
-
-use super::model::Need;
-use crate::headers::stable_hash;
-use crate::{Deadline, RequestCost};
 
 /// How a request's key is computed.
 #[derive(Clone, Default)]
@@ -23,13 +20,11 @@ pub(crate) enum KeyFn {
     /// The request URI's authority, else the `Host` header, else `""`.
     #[default]
     Authority,
-    /// A user function over the request head, hashed with the gate's hasher.
+    /// A user function over the request head, hashed with the layer's hasher.
     Custom(Arc<CustomKey>),
 }
 
 type CustomKey = dyn Fn(&Parts, &KeyHasher) -> u64 + Send + Sync;
-type CostFn = dyn Fn(&Parts) -> u64 + Send + Sync;
-type ScopeFn = dyn Fn(&Parts) -> Option<u64> + Send + Sync;
 
 /// How keys are hashed: seeded per process by default, so that collisions
 /// cannot be planned; with a shared store, the same in every process
@@ -87,95 +82,6 @@ impl Hasher for KeyHash {
     }
 }
 
-/// Everything the gate reads off a request: its key, what it needs (cost,
-/// resource, route) and its deadline.
-#[derive(Clone, Default)]
-pub(crate) struct RequestFns {
-    pub(crate) key: KeyFn,
-    pub(crate) cost: Option<Arc<CostFn>>,
-    pub(crate) scope: Option<Arc<ScopeFn>>,
-}
-
-/// What [`RequestFns::read`] found.
-pub(crate) struct Read<B> {
-    pub(crate) key: u64,
-    pub(crate) need: Need,
-    pub(crate) deadline: Option<Instant>,
-    pub(crate) req: Request<B>,
-}
-
-impl RequestFns {
-    /// Wraps a user cost function.
-    pub(crate) fn set_cost<F>(&mut self, f: F)
-    where
-        F: Fn(&Parts) -> u64 + Send + Sync + 'static,
-    {
-        self.cost = Some(Arc::new(f));
-    }
-
-    /// Wraps a user scope function: its names are matched, ASCII case
-    /// folded, against the resources servers name.
-    pub(crate) fn set_scope<F, S>(&mut self, f: F)
-    where
-        F: Fn(&Parts) -> Option<S> + Send + Sync + 'static,
-        S: AsRef<str>,
-    {
-        self.scope = Some(Arc::new(move |parts| {
-            f(parts).map(|s| stable_hash(&[s.as_ref().as_bytes()]))
-        }));
-    }
-
-    /// Reads `req`. Without user functions nothing is moved or allocated.
-    pub(crate) fn read<B>(&self, req: Request<B>, hasher: &KeyHasher) -> Read<B> {
-        let ext = req.extensions();
-        let deadline = ext.get::<Deadline>().map(|d| d.0);
-        let given_cost = ext.get::<RequestCost>().map(|c| c.0);
-        let route = if self.scope.is_none() {
-            route_of(&req)
-        } else {
-            0
-        };
-        if self.cost.is_none() && self.scope.is_none() {
-            let (key, req) = self.key.key(req, hasher);
-            let need = Need {
-                cost: given_cost.unwrap_or(0),
-                resource: None,
-                route,
-            };
-            return Read {
-                key,
-                need,
-                deadline,
-                req,
-            };
-        }
-        let (parts, body) = req.into_parts();
-        let key = self.key.key_parts(&parts, hasher);
-        let cost = given_cost
-            .or_else(|| self.cost.as_ref().map(|f| f(&parts)))
-            .unwrap_or(0);
-        let resource = self.scope.as_ref().and_then(|f| f(&parts));
-        Read {
-            key,
-            need: Need {
-                cost,
-                resource,
-                route,
-            },
-            deadline,
-            req: Request::from_parts(parts, body),
-        }
-    }
-}
-
-/// Method and first path segment, hashed (never 0, which means "none"):
-/// `GET /search/code` and `GET /search/issues` share a route.
-fn route_of<B>(req: &Request<B>) -> u64 {
-    let path = req.uri().path().trim_start_matches('/');
-    let first = path.split('/').next().unwrap_or_default();
-    stable_hash(&[req.method().as_str().as_bytes(), first.as_bytes()]).max(1)
-}
-
 impl KeyFn {
     /// Wraps a user key function.
     pub(crate) fn custom<F, K>(f: F) -> Self
@@ -200,13 +106,35 @@ impl KeyFn {
     }
 
     /// The key of a request already taken apart.
-    fn key_parts(&self, parts: &Parts, hasher: &KeyHasher) -> u64 {
+    pub(crate) fn key_parts(&self, parts: &Parts, hasher: &KeyHasher) -> u64 {
         match self {
             KeyFn::Authority => {
                 hasher.hash_one(CaseFolded(authority_of(&parts.uri, &parts.headers)))
             }
             KeyFn::Custom(f) => f(parts, hasher),
         }
+    }
+}
+
+/// A map from keys to per-key state. Keys are already uniform hashes, so
+/// the map does not hash them again.
+pub(crate) type KeyMap<V> = HashMap<u64, V, BuildHasherDefault<PassThrough>>;
+
+/// Passes a `u64` key through as its own hash.
+#[derive(Default)]
+pub(crate) struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
     }
 }
 
