@@ -32,6 +32,7 @@ type CustomKey = dyn Fn(&Parts, &KeyHasher) -> u64 + Send + Sync;
 #[derive(Clone, Debug)]
 pub(crate) enum KeyHasher {
     Seeded(RandomState),
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     Fixed,
 }
 

@@ -81,11 +81,13 @@ impl Limit {
     }
 
     /// The amount per period.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn amount(&self) -> u64 {
         self.amount
     }
 
     /// The period.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn per(&self) -> Duration {
         self.per
     }

@@ -15,7 +15,7 @@
 //!   and spent locally: Redis sees one call per batch, not per request. A
 //!   batch is fetched before the last one runs out.
 //! * **Holds** are published (the longest wins) and read back with every
-//!   batch, or every 100 ms while a key is in use without pacing.
+//!   batch, or every 50 ms while a key is in use.
 //! * **The learned rate** of a key is published too; the lowest one offered
 //!   in the last 30 s wins. So are the responses the server accepted, so that
 //!   a rate is learned from what the server accepted from all processes,
@@ -98,7 +98,7 @@ const DEFAULT_BACKOFF: Backoff = Backoff {
 /// Bound on making a connection (the first, and after a failure).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// How often a key in use without pacing reads its hold back.
-const SYNC_EVERY: Duration = Duration::from_millis(200);
+const SYNC_EVERY: Duration = Duration::from_millis(50);
 /// How long a published rate stands.
 const RATE_TTL: Duration = Duration::from_secs(30);
 /// Keys remembered locally before idle ones are forgotten.
@@ -363,7 +363,7 @@ impl RedisStore {
     }
 
     /// The hold on `key` known to this process, if it lasts past `now`.
-    /// While Redis is up, reads it back from Redis every 100 ms (in the
+    /// While Redis is up, reads it back from Redis every 50 ms (in the
     /// background).
     #[doc(hidden)]
     pub fn hold(&self, key: &str, now: Instant) -> Option<Instant> {
@@ -440,7 +440,7 @@ impl RedisStore {
     }
 
     /// Responses the server accepted for `key`, all processes together, as
-    /// far as this one knows (read back with every call, every 100 ms while
+    /// far as this one knows (read back with every call, every 50 ms while
     /// the key is in use).
     #[doc(hidden)]
     pub fn accepted(&self, key: &str) -> u64 {
