@@ -67,6 +67,7 @@
 //! by real-time timeouts, so a test using a store runs on tokio's real clock.
 
 mod error;
+mod keys;
 mod lease;
 mod link;
 mod script;
@@ -80,8 +81,9 @@ use tokio::runtime::Handle;
 use tokio::time::{timeout, Instant};
 
 pub use error::{ErrorKind, RedisStoreError};
+use keys::{entry, Job, KeyState};
 pub use lease::Pace;
-use lease::{Lease, Segment, Take};
+use lease::Take;
 use link::{Backoff, Health, Link};
 use script::{Calls, Keys, Op, Reply};
 
@@ -101,10 +103,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const SYNC_EVERY: Duration = Duration::from_millis(50);
 /// How long a published rate stands.
 const RATE_TTL: Duration = Duration::from_secs(30);
-/// Keys remembered locally before idle ones are forgotten.
-const MAX_KEYS: usize = 10_000;
-const IDLE: Duration = Duration::from_secs(60);
-
 /// A connection to Redis through which gates in many processes share what
 /// they know about each key: holds, the learned rate, and the pace of every
 /// limit. See the [module docs](self).
@@ -143,32 +141,6 @@ pub enum Reservation {
     Pending(Instant),
     /// Redis is unavailable: decide on local state alone.
     Local,
-}
-
-/// What this process knows of one key.
-struct KeyState {
-    hold: Option<Instant>,
-    rate: Option<(f64, Instant)>,
-    leases: Vec<(String, Lease)>,
-    synced: Option<Instant>,
-    syncing: bool,
-    used: Instant,
-    /// Responses accepted here and not yet added in Redis.
-    unsent: u64,
-    /// Responses accepted by all processes, as last read.
-    accepted: u64,
-}
-
-/// A background call.
-enum Job {
-    Refill {
-        constraint: String,
-        pace: Pace,
-        n: u64,
-    },
-    Hold(Duration),
-    Rate(f64),
-    Peek,
 }
 
 impl RedisStore {
@@ -460,26 +432,6 @@ impl RedisStore {
     }
 }
 
-/// The state of `key`, made if new (forgetting idle keys at the cap).
-fn entry<'a>(
-    table: &'a mut HashMap<String, KeyState>,
-    key: &str,
-    now: Instant,
-) -> Option<&'a mut KeyState> {
-    if !table.contains_key(key) {
-        if table.len() >= MAX_KEYS {
-            table.retain(|_, ks| {
-                now.saturating_duration_since(ks.used) < IDLE
-                    || ks.leases.iter().any(|(_, l)| l.refilling.is_some())
-            });
-        }
-        table.insert(key.to_owned(), KeyState::new(now));
-    }
-    let ks = table.get_mut(key)?;
-    ks.used = now;
-    Some(ks)
-}
-
 impl Inner {
     fn lock(&self) -> MutexGuard<'_, HashMap<String, KeyState>> {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
@@ -568,94 +520,6 @@ impl Inner {
             Err(why) => link.failed(why, self.config.backoff).await,
         }
         result
-    }
-}
-
-impl KeyState {
-    fn new(now: Instant) -> Self {
-        KeyState {
-            hold: None,
-            rate: None,
-            leases: Vec::new(),
-            synced: None,
-            syncing: false,
-            used: now,
-            unsent: 0,
-            accepted: 0,
-        }
-    }
-
-    fn lease(&mut self, constraint: &str) -> &mut Lease {
-        let i = match self.leases.iter().position(|(c, _)| c == constraint) {
-            Some(i) => i,
-            None => {
-                self.leases.push((constraint.to_owned(), Lease::new()));
-                self.leases.len() - 1
-            }
-        };
-        &mut self.leases[i].1
-    }
-
-    /// Records what a call brought back (`None`: it failed); whether the gate
-    /// should be told.
-    fn record(&mut self, job: &Job, reply: Option<&Reply>, now: Instant) -> bool {
-        let mut tell = false;
-        match job {
-            Job::Refill {
-                constraint, pace, ..
-            } => {
-                let lease = self.lease(constraint);
-                lease.refilling = None;
-                if let Some(r) = reply {
-                    lease.add(segment(r, pace, now));
-                }
-                // Waiters may be pending on it, whatever the outcome.
-                tell = true;
-            }
-            Job::Peek => self.syncing = false,
-            Job::Hold(_) | Job::Rate(_) => {}
-        }
-        let Some(r) = reply else {
-            return tell;
-        };
-        self.synced = Some(now);
-        self.accepted = self.accepted.max(r.accepted);
-        if r.hold > 0 {
-            let until = crate::rate_limit::time::after(now, micros(r.hold));
-            if self.hold.is_none_or(|h| until > h) {
-                self.hold = Some(until);
-                tell = true;
-            }
-        }
-        let rate = r
-            .rate
-            .map(|(rate, ttl)| (rate, crate::rate_limit::time::after(now, micros(ttl))));
-        if rate.is_some_and(|(new, _)| self.rate.is_none_or(|(old, _)| new < old)) {
-            tell = true;
-        }
-        self.rate = rate;
-        tell
-    }
-}
-
-fn micros(us: i64) -> Duration {
-    Duration::from_micros(u64::try_from(us).unwrap_or(0))
-}
-
-/// A reserved batch dated on this process's clock, from the moment the reply
-/// arrived (a little after the server's now: on the safe side).
-fn segment(r: &Reply, pace: &Pace, now: Instant) -> Segment {
-    let floor = crate::rate_limit::time::after(now, micros(r.floor));
-    let start = if r.first >= 0 {
-        crate::rate_limit::time::after(now, micros(r.first))
-    } else {
-        crate::rate_limit::time::before(now, micros(-r.first))
-    };
-    Segment {
-        floor,
-        start,
-        interval: Duration::from_micros(pace.interval_us()),
-        count: r.granted,
     }
 }
 
