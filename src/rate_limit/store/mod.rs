@@ -103,9 +103,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const SYNC_EVERY: Duration = Duration::from_millis(50);
 /// How long a published rate stands.
 const RATE_TTL: Duration = Duration::from_secs(30);
+
 /// A connection to Redis through which gates in many processes share what
 /// they know about each key: holds, the learned rate, and the pace of every
-/// limit. See the [module docs](self).
+/// limit. See [`RateLimitAwareLayer::store`](crate::RateLimitAwareLayer::store)
+/// and the [`rate_limit`](crate::rate_limit) module docs.
 ///
 /// Cheap to clone: clones share the connection.
 #[derive(Clone)]
