@@ -381,3 +381,27 @@ fn response_futures_are_send() {
     let fut = tower::Service::call(&mut svc, get(URI));
     assert_send(&fut);
 }
+
+#[tokio::test(start_paused = true)]
+async fn under_retry_an_open_as_error_breaker_is_waited_for_too() {
+    type BoxError = Box<dyn std::error::Error + Send + Sync>;
+    let upstream = Upstream::new(Duration::ZERO, SECOND, LATENCY);
+    let inner = upstream.client().map_err(BoxError::from);
+    let breaker = CircuitBreakerLayer::new()
+        .minimum_throughput(2)
+        .break_duration(2 * SECOND)
+        .open_as_error();
+    let svc = breaker.layer(inner);
+    for _ in 0..2 {
+        svc.clone().oneshot(get(URI)).await.unwrap();
+    }
+    let started = Instant::now();
+    let retrying =
+        BackoffRetryLayer::exponential(Duration::from_millis(100), Duration::from_secs(10))
+            .layer(svc);
+    let res = retrying.oneshot(get(URI)).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    // The error carried the breaker's wait: the retry came when it ended.
+    assert!(Instant::now() - started >= 2 * SECOND);
+    assert_eq!(upstream.seen().len(), 3);
+}

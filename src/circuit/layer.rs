@@ -327,3 +327,33 @@ impl<C, O> fmt::Debug for CircuitBreakerLayer<C, O> {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_settings_are_made_safe() {
+        let settings = |f: fn(&mut Options)| {
+            let mut o = DEFAULTS;
+            f(&mut o);
+            o.settings()
+        };
+        assert_eq!(settings(|o| o.failure_ratio = f64::NAN).failure_ratio, 0.5);
+        assert_eq!(settings(|o| o.failure_ratio = -3.0).failure_ratio, 0.0);
+        assert_eq!(settings(|o| o.failure_ratio = 7.0).failure_ratio, 1.0);
+        assert_eq!(settings(|o| o.minimum_throughput = 0).minimum_throughput, 1);
+        assert_eq!(settings(|o| o.half_open_probes = 0).half_open_probes, 1);
+        let s = settings(|o| o.break_duration = Duration::MAX);
+        assert_eq!(s.max_break_duration, Duration::MAX);
+        let s = settings(|o| o.max_break_duration = Some(Duration::from_secs(1)));
+        assert_eq!(
+            s.max_break_duration, s.break_duration,
+            "never below the break"
+        );
+        assert_eq!(
+            DEFAULTS.settings().max_break_duration,
+            Duration::from_secs(50)
+        );
+    }
+}
