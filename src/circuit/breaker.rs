@@ -113,7 +113,9 @@ impl<C> Breaker<C> {
     }
 
     fn finish(&self, key: u64, ticket: Ticket, outcome: Option<CallOutcome>) {
-        let now = Circuit::needs_clock(&self.settings, outcome).then(Instant::now);
+        let now = ticket
+            .needs_clock(&self.settings, outcome)
+            .then(Instant::now);
         if !ticket.matters(&self.settings, outcome, now) {
             return;
         }
