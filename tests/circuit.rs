@@ -23,11 +23,15 @@ const LATENCY: Duration = Duration::from_millis(10);
 /// State changes seen by the hook, with when they happened.
 type Changes = Arc<Mutex<Vec<(Instant, StateChange)>>>;
 
-/// `layer` with a hook recording every change.
+/// `layer`, seeded, with a hook recording every change.
 fn recorded(layer: CircuitBreakerLayer) -> (CircuitBreakerLayer, Changes) {
     let changes = Changes::default();
     let log = changes.clone();
-    let layer = layer.on_state_change(move |c| log.lock().unwrap().push((Instant::now(), *c)));
+    // Seeded: the jittered breaks, and so the figures printed, are the same
+    // on every run.
+    let layer = layer
+        .seed(1)
+        .on_state_change(move |c| log.lock().unwrap().push((Instant::now(), *c)));
     (layer, changes)
 }
 
@@ -244,7 +248,9 @@ async fn half_open_lets_at_most_5_probes_run_when_50_arrive_together() {
     );
     assert_eq!(probes, 5);
     assert_eq!(local.len(), 45);
-    assert!(local.iter().all(|a| a.retry_after == Some(0)));
+    assert!(local.iter().all(|a| a.retry_after == Some(1)));
+    let waits: Vec<_> = local.iter().map(|a| a.open.unwrap().retry_after).collect();
+    assert!(waits.iter().all(|w| *w == Duration::from_millis(500)));
     assert!(answers
         .iter()
         .filter(|a| !is_local(a))
@@ -265,10 +271,10 @@ async fn under_retry_every_request_after_the_breaker_saw_the_outage_ends_200() {
     );
     let client: Client = BoxCloneService::new(
         ServiceBuilder::new()
-            .layer(BackoffRetryLayer::exponential(
-                Duration::from_millis(100),
-                Duration::from_secs(10),
-            ))
+            .layer(
+                BackoffRetryLayer::exponential(Duration::from_millis(100), Duration::from_secs(10))
+                    .seed(1),
+            )
             .layer(breaker)
             .service(upstream.client()),
     );

@@ -58,6 +58,7 @@ impl<C> Breaker<C> {
     pub(crate) fn new(
         settings: Settings,
         max_keys: usize,
+        seed: Option<u64>,
         classifier: C,
         hook: Option<Hook>,
     ) -> Self {
@@ -70,7 +71,7 @@ impl<C> Breaker<C> {
             state: Mutex::new(Shared {
                 circuits: KeyMap::default(),
                 tick: 0,
-                rng: BackoffRng::from_entropy(),
+                rng: seed.map_or_else(BackoffRng::from_entropy, BackoffRng::seeded),
             }),
             rejected: AtomicU64::new(0),
         }

@@ -29,6 +29,8 @@ struct Options {
     half_open_probes: u32,
     slow_call: Option<Duration>,
     max_keys: usize,
+    /// For the breaks' jitter; `None`: from the OS.
+    seed: Option<u64>,
 }
 
 /// Defaults, as Polly v8's circuit breaker, with resilience4j's number of
@@ -42,6 +44,7 @@ const DEFAULTS: Options = Options {
     half_open_probes: 5,
     slow_call: None,
     max_keys: 10_000,
+    seed: None,
 };
 
 /// Without [`max_break_duration`](CircuitBreakerLayer::max_break_duration),
@@ -121,6 +124,7 @@ impl CircuitBreakerLayer {
             breaker: Arc::new(Breaker::new(
                 DEFAULTS.settings(),
                 DEFAULTS.max_keys,
+                DEFAULTS.seed,
                 ServerErrors,
                 None,
             )),
@@ -151,6 +155,7 @@ impl<C: Clone, O> CircuitBreakerLayer<C, O> {
             breaker: Arc::new(Breaker::new(
                 options.settings(),
                 options.max_keys,
+                options.seed,
                 classifier,
                 hook,
             )),
@@ -211,7 +216,8 @@ impl<C: Clone, O> CircuitBreakerLayer<C, O> {
     }
 
     /// How many probes a half-open breaker lets run at once; further
-    /// requests are answered locally (with `Retry-After: 0`) until one ends.
+    /// requests are answered locally, with a wait of a tenth of
+    /// `break_duration` (a probe's answer is due by then).
     /// The first probe to succeed closes the breaker, the first to fail
     /// opens it again; one answered with an [`Ignored`] outcome (a 429)
     /// frees its place.
@@ -240,6 +246,12 @@ impl<C: Clone, O> CircuitBreakerLayer<C, O> {
     /// Default: 10,000. Zero counts as one.
     pub fn max_keys(self, max_keys: usize) -> Self {
         self.configure(|o| o.max_keys = max_keys)
+    }
+
+    /// Seeds the random source of the breaks' jitter, making them
+    /// reproducible (default: seeded from the OS).
+    pub fn seed(self, seed: u64) -> Self {
+        self.configure(|o| o.seed = Some(seed))
     }
 
     /// Calls `hook` on every state change of every key, after the change

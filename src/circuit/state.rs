@@ -185,7 +185,7 @@ impl Circuit {
             return (self.go(now, false), transition);
         };
         if *probes >= s.half_open_probes {
-            return (Admit::Reject(Duration::ZERO), transition);
+            return (Admit::Reject(probe_wait(s)), transition);
         }
         *probes += 1;
         (self.go(now, true), transition)
@@ -329,6 +329,13 @@ impl Circuit {
     pub(crate) fn is_quiet(&self) -> bool {
         matches!(self.phase, Phase::Closed) && self.breaks == 0
     }
+}
+
+/// The wait suggested to a request refused while every probe place is
+/// taken: a tenth of the break, time enough for a probe's answer to come
+/// back, so that a retry does not spend its attempt before the verdict.
+pub(crate) fn probe_wait(s: &Settings) -> Duration {
+    s.break_duration / 10
 }
 
 /// `now + d`, saturating far in the future.
