@@ -21,7 +21,7 @@ use super::open::CircuitOpen;
 use super::outcome::{CallOutcome, ClassifyCall};
 use super::state::{Admit, Circuit, Settings, Ticket, Transition};
 use crate::key::KeyMap;
-use crate::BackoffRng;
+use crate::rng::BackoffRng;
 
 /// The `on_state_change` hook.
 pub(crate) type Hook = Arc<dyn Fn(&StateChange) + Send + Sync>;

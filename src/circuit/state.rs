@@ -10,7 +10,7 @@ use super::events::{Cause, CircuitState};
 use super::outcome::CallOutcome;
 use super::window::Window;
 use crate::duration::{mul_f64, mul_pow2};
-use crate::BackoffRng;
+use crate::rng::BackoffRng;
 
 /// A breaker's settings, fixed when the layer is built.
 #[derive(Debug, Clone, Copy)]
