@@ -377,6 +377,30 @@ async fn keys_are_bounded() {
     assert!(layer.stats().keys.len() <= 16);
 }
 
+#[tokio::test(start_paused = true)]
+async fn eviction_forgets_quiet_keys_before_an_open_one() {
+    let svc = tower::service_fn(|req: Request<String>| async move {
+        let mut res = Response::new(String::new());
+        if req.uri().host() == Some("down.example.com") {
+            *res.status_mut() = StatusCode::BAD_GATEWAY;
+        }
+        Ok::<_, std::convert::Infallible>(res)
+    });
+    let layer = CircuitBreakerLayer::new().minimum_throughput(2).max_keys(8);
+    let client: Client = BoxCloneService::new(layer.layer(svc));
+    for _ in 0..2 {
+        send(&client, "http://down.example.com/").await;
+    }
+    for i in 0..50 {
+        send(&client, &format!("http://host{i}.example.com/")).await;
+    }
+    assert!(layer.stats().keys.len() <= 8);
+    assert!(send(&client, "http://down.example.com/")
+        .await
+        .open
+        .is_some());
+}
+
 #[test]
 fn response_futures_are_send() {
     fn assert_send<T: Send>(_: &T) {}
