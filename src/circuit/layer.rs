@@ -94,6 +94,8 @@ impl Options {
 /// | [`key_fn`](Self::key_fn) | the request authority |
 /// | [`max_keys`](Self::max_keys) | 10,000 |
 /// | [`open_as_error`](Self::open_as_error) | off: a local `503` |
+/// | [`on_state_change`](Self::on_state_change) | no hook |
+/// | [`seed`](Self::seed) | from the OS |
 ///
 /// `C` is the classifier; `O` says how an open breaker answers:
 /// [`Local503`] until [`open_as_error`](Self::open_as_error) makes it
