@@ -1,8 +1,8 @@
 //! Happy-path cost of `CircuitBreakerLayer`: a request answered 200 at once,
 //! through no middleware and through a closed breaker (one key, every call
-//! a success: one admission and one count per request). Also the cost of an
-//! open breaker's local answer, and heap allocations per request with a
-//! counting global allocator.
+//! a success: one admission per request). Also the cost of an open
+//! breaker's local answer, heap allocations per request with a counting
+//! global allocator, and (for scale) the gate on the same harness.
 //!
 //! Run: `cargo bench --bench breaker`.
 
@@ -13,7 +13,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use http::{Response, StatusCode};
 use tower::{Layer, Service};
 use tower_backoff::circuit::{CallOutcome, CircuitState};
-use tower_backoff::CircuitBreakerLayer;
+use tower_backoff::{CircuitBreakerLayer, RateLimitAwareLayer};
 
 #[path = "support/counting_alloc.rs"]
 mod counting_alloc;
@@ -58,19 +58,26 @@ fn breaker(c: &mut Criterion) {
         allocations_per_request(&mut open),
     );
     assert_eq!(layer.stats().count(CircuitState::Closed), 1);
-    let (mut s_bare, mut s_closed, mut s_open) = (
+    // For scale, the gate on the same harness (one key, no limit known).
+    let (mut s_bare, mut s_closed, mut s_open, mut s_gate) = (
         sender(bare),
         sender(layer.layer(Ok200)),
         sender(open_breaker()),
+        sender(RateLimitAwareLayer::new().slow_start(false).layer(Ok200)),
     );
-    let ns = fastest_ns_per_request(&mut [&mut s_bare, &mut s_closed, &mut s_open], RUNS);
+    let ns = fastest_ns_per_request(
+        &mut [&mut s_bare, &mut s_closed, &mut s_open, &mut s_gate],
+        RUNS,
+    );
     println!(
         "fastest of {RUNS} runs, ns per request: none {:.1}, breaker closed {:.1} (+{:.1} ns), \
-         breaker open {:.1}",
+         breaker open {:.1}, gate {:.1} (+{:.1} ns)",
         ns[0],
         ns[1],
         ns[1] - ns[0],
-        ns[2]
+        ns[2],
+        ns[3],
+        ns[3] - ns[0]
     );
 
     let mut group = c.benchmark_group("breaker");

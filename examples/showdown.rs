@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release --example showdown
 //! cargo run --release --example showdown -- --mode retry-after
+//! cargo run --release --example showdown -- --mode outage
 //! cargo run --release --example showdown -- --quick
 //! ```
 //!
@@ -10,7 +11,11 @@
 //! bucket (rate per second, burst) and answers calls over the limit with 429
 //! in one of three modes: `retry-after` (`Retry-After` in whole seconds,
 //! rounded up), `ratelimit` (IETF `RateLimit-Policy` and `RateLimit` on every
-//! response, plus `Retry-After` on 429) or `none` (a bare 429). Then it sends
+//! response, plus `Retry-After` on 429) or `none` (a bare 429); `outage` is
+//! `retry-after` plus a stretch (from 15 % of the ideal makespan, for 45 % of
+//! it and at least 1 s) during which every call is answered with a bare 503,
+//! and adds two columns: calls the server saw while down, and the time from
+//! its recovery to the first call it served. Then it sends
 //! the same batch through each contender, each over its own hyper-util client
 //! and against a fresh server:
 //!
@@ -22,8 +27,9 @@
 //!   how its seconds are scaled to the server);
 //! * tower's `ExponentialBackoff` (100 ms to 10 s) with a `TpsBudget`, as a
 //!   user would assemble it today;
-//! * `BackoffRetryLayer` with full jitter, with decorrelated jitter, and
-//!   stacked on `RateLimitAwareLayer`.
+//! * `BackoffRetryLayer` with full jitter, with decorrelated jitter,
+//!   stacked on `RateLimitAwareLayer`, on `CircuitBreakerLayer` (1 s window,
+//!   1 s first break), and on both (retry → breaker → gate).
 //!
 //! It prints one row per contender: success %, calls the server saw, wasted
 //! calls (answered 429/5xx ÷ calls), mean / P50 / P99 latency as the caller
@@ -36,7 +42,8 @@
 //!
 //! * `--requests N`, `--concurrency N` — batch size and width (2,000 and 50);
 //! * `--rate R`, `--burst B` — the server's token bucket (300/s, 300);
-//! * `--mode retry-after|ratelimit|none` — how 429s are announced;
+//! * `--mode retry-after|ratelimit|none|outage` — how 429s are announced,
+//!   and whether the server goes down for a while;
 //! * `--seed S` — seed for every random draw;
 //! * `--svg PATH` — the chart (default `target/showdown.svg`);
 //! * `--only IDS` — comma-separated contender ids;

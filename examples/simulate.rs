@@ -24,7 +24,8 @@
 //!
 //! * `--requests N`, `--concurrency N` — batch size and width (10,000 and 50);
 //! * `--rate R`, `--burst B` — the server's token bucket (300/s, 300);
-//! * `--mode retry-after|ratelimit|none` — how 429s are announced;
+//! * `--mode retry-after|ratelimit|none|outage` — how 429s are announced,
+//!   and whether the server goes down for a while;
 //! * `--seed S` — seed for every random draw;
 //! * `--svg PATH` — the chart (default `target/simulate.svg`);
 //! * `--only IDS` — comma-separated contender ids;

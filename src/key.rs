@@ -92,6 +92,21 @@ impl KeyFn {
         KeyFn::Custom(Arc::new(move |parts, hasher| hasher.hash_one(f(parts))))
     }
 
+    /// [`KeyFn::key`], with the default key remembered in `cache` between
+    /// calls.
+    #[inline]
+    pub(crate) fn key_cached<B>(
+        &self,
+        req: Request<B>,
+        hasher: &KeyHasher,
+        cache: &mut KeyCache,
+    ) -> (u64, Request<B>) {
+        match self {
+            KeyFn::Authority => (cache.authority_key(&req, hasher), req),
+            KeyFn::Custom(_) => self.key(req, hasher),
+        }
+    }
+
     /// The key of `req`. The request is taken and given back because a custom
     /// function sees `Parts`, which only `into_parts` can lend (a move, no copy).
     pub(crate) fn key<B>(&self, req: Request<B>, hasher: &KeyHasher) -> (u64, Request<B>) {
@@ -162,6 +177,60 @@ fn authority_of<'a>(uri: &'a http::Uri, headers: &'a http::HeaderMap) -> &'a [u8
             .get(http::header::HOST)
             .map(|v| v.as_bytes())
             .unwrap_or_default(),
+    }
+}
+
+/// Longest authority [`KeyCache`] remembers.
+const CACHED_NAME: usize = 62;
+
+/// The last default key a service computed, so that a run of requests to
+/// one host (the common case) costs a short comparison instead of a keyed
+/// hash each. Held by each service (no sharing, no lock); valid for the one
+/// hasher that service uses.
+#[derive(Clone, Copy)]
+pub(crate) struct KeyCache {
+    name: [u8; CACHED_NAME],
+    /// `None` until a key is remembered.
+    len: Option<u8>,
+    hash: u64,
+}
+
+impl Default for KeyCache {
+    fn default() -> Self {
+        KeyCache {
+            name: [0; CACHED_NAME],
+            len: None,
+            hash: 0,
+        }
+    }
+}
+
+impl fmt::Debug for KeyCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyCache").finish_non_exhaustive()
+    }
+}
+
+impl KeyCache {
+    /// [`authority_key`], from the cache when the name is byte for byte the
+    /// last one seen (a plain comparison: a name in other case is hashed
+    /// again, to the same key).
+    fn authority_key<B>(&mut self, req: &Request<B>, hasher: &KeyHasher) -> u64 {
+        let name = authority_of(req.uri(), req.headers());
+        if self.len.map(usize::from) == Some(name.len())
+            && self.name.get(..name.len()) == Some(name)
+        {
+            return self.hash;
+        }
+        let hash = hasher.hash_one(CaseFolded(name));
+        if let Ok(len) = u8::try_from(name.len()) {
+            if let Some(slot) = self.name.get_mut(..name.len()) {
+                slot.copy_from_slice(name);
+                self.len = Some(len);
+                self.hash = hash;
+            }
+        }
+        hash
     }
 }
 
@@ -241,6 +310,26 @@ mod tests {
         let a = key_of(req(), &KeyFn::Authority, &KeyHasher::Fixed);
         let b = key_of(req(), &KeyFn::Authority, &KeyHasher::Fixed);
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn the_cache_gives_the_hash_the_key_would() {
+        let hasher = KeyHasher::default();
+        let mut cache = KeyCache::default();
+        let long = format!("https://{}.example.com/", "x".repeat(80));
+        for uri in [
+            "https://API.example.com/a",
+            "https://api.example.com/b",
+            "https://other.example.com/",
+            long.as_str(),
+            long.as_str(),
+            "/no-authority",
+            "https://api.example.com/c",
+        ] {
+            let req = || Request::get(uri).body(()).unwrap();
+            let (cached, _) = KeyFn::Authority.key_cached(req(), &hasher, &mut cache);
+            assert_eq!(cached, key_of(req(), &KeyFn::Authority, &hasher), "{uri}");
+        }
     }
 
     #[test]

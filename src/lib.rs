@@ -9,6 +9,10 @@
 //! * [`RateLimitAwareLayer`] reads what servers say about their limits and
 //!   holds or paces requests so the client stops sending calls that can only
 //!   get `429 Too Many Requests`.
+//! * [`CircuitBreakerLayer`] stops calling a service that is down — a local
+//!   `503` with `Retry-After` and the [`CircuitOpen`] extension while it is
+//!   open — then lets a few probes through. It sits between the two:
+//!   retry → breaker → gate (see [`circuit`]).
 //!
 //! ```no_run
 //! use std::time::Duration;

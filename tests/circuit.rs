@@ -23,11 +23,15 @@ const LATENCY: Duration = Duration::from_millis(10);
 /// State changes seen by the hook, with when they happened.
 type Changes = Arc<Mutex<Vec<(Instant, StateChange)>>>;
 
-/// `layer` with a hook recording every change.
+/// `layer`, seeded, with a hook recording every change.
 fn recorded(layer: CircuitBreakerLayer) -> (CircuitBreakerLayer, Changes) {
     let changes = Changes::default();
     let log = changes.clone();
-    let layer = layer.on_state_change(move |c| log.lock().unwrap().push((Instant::now(), *c)));
+    // Seeded: the jittered breaks, and so the figures printed, are the same
+    // on every run.
+    let layer = layer
+        .seed(1)
+        .on_state_change(move |c| log.lock().unwrap().push((Instant::now(), *c)));
     (layer, changes)
 }
 
@@ -244,7 +248,9 @@ async fn half_open_lets_at_most_5_probes_run_when_50_arrive_together() {
     );
     assert_eq!(probes, 5);
     assert_eq!(local.len(), 45);
-    assert!(local.iter().all(|a| a.retry_after == Some(0)));
+    assert!(local.iter().all(|a| a.retry_after == Some(1)));
+    let waits: Vec<_> = local.iter().map(|a| a.open.unwrap().retry_after).collect();
+    assert!(waits.iter().all(|w| *w == Duration::from_millis(500)));
     assert!(answers
         .iter()
         .filter(|a| !is_local(a))
@@ -265,10 +271,10 @@ async fn under_retry_every_request_after_the_breaker_saw_the_outage_ends_200() {
     );
     let client: Client = BoxCloneService::new(
         ServiceBuilder::new()
-            .layer(BackoffRetryLayer::exponential(
-                Duration::from_millis(100),
-                Duration::from_secs(10),
-            ))
+            .layer(
+                BackoffRetryLayer::exponential(Duration::from_millis(100), Duration::from_secs(10))
+                    .seed(1),
+            )
             .layer(breaker)
             .service(upstream.client()),
     );
@@ -371,6 +377,30 @@ async fn keys_are_bounded() {
     assert!(layer.stats().keys.len() <= 16);
 }
 
+#[tokio::test(start_paused = true)]
+async fn eviction_forgets_quiet_keys_before_an_open_one() {
+    let svc = tower::service_fn(|req: Request<String>| async move {
+        let mut res = Response::new(String::new());
+        if req.uri().host() == Some("down.example.com") {
+            *res.status_mut() = StatusCode::BAD_GATEWAY;
+        }
+        Ok::<_, std::convert::Infallible>(res)
+    });
+    let layer = CircuitBreakerLayer::new().minimum_throughput(2).max_keys(8);
+    let client: Client = BoxCloneService::new(layer.layer(svc));
+    for _ in 0..2 {
+        send(&client, "http://down.example.com/").await;
+    }
+    for i in 0..50 {
+        send(&client, &format!("http://host{i}.example.com/")).await;
+    }
+    assert!(layer.stats().keys.len() <= 8);
+    assert!(send(&client, "http://down.example.com/")
+        .await
+        .open
+        .is_some());
+}
+
 #[test]
 fn response_futures_are_send() {
     fn assert_send<T: Send>(_: &T) {}
@@ -380,4 +410,28 @@ fn response_futures_are_send() {
     let mut svc = CircuitBreakerLayer::new().layer(upstream);
     let fut = tower::Service::call(&mut svc, get(URI));
     assert_send(&fut);
+}
+
+#[tokio::test(start_paused = true)]
+async fn under_retry_an_open_as_error_breaker_is_waited_for_too() {
+    type BoxError = Box<dyn std::error::Error + Send + Sync>;
+    let upstream = Upstream::new(Duration::ZERO, SECOND, LATENCY);
+    let inner = upstream.client().map_err(BoxError::from);
+    let breaker = CircuitBreakerLayer::new()
+        .minimum_throughput(2)
+        .break_duration(2 * SECOND)
+        .open_as_error();
+    let svc = breaker.layer(inner);
+    for _ in 0..2 {
+        svc.clone().oneshot(get(URI)).await.unwrap();
+    }
+    let started = Instant::now();
+    let retrying =
+        BackoffRetryLayer::exponential(Duration::from_millis(100), Duration::from_secs(10))
+            .layer(svc);
+    let res = retrying.oneshot(get(URI)).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    // The error carried the breaker's wait: the retry came when it ended.
+    assert!(Instant::now() - started >= 2 * SECOND);
+    assert_eq!(upstream.seen().len(), 3);
 }

@@ -20,7 +20,7 @@ use super::open::CircuitOpen;
 use super::outcome::{CallOutcome, ClassifyCall};
 use super::state::{Admit, Circuit, Settings, Ticket, Transition};
 use crate::key::{KeyHasher, KeyMap};
-use crate::BackoffRng;
+use crate::rng::BackoffRng;
 
 /// The `on_state_change` hook.
 pub(crate) type Hook = Arc<dyn Fn(&StateChange) + Send + Sync>;
@@ -57,6 +57,7 @@ impl<C> Breaker<C> {
     pub(crate) fn new(
         settings: Settings,
         max_keys: usize,
+        seed: Option<u64>,
         classifier: C,
         hook: Option<Hook>,
     ) -> Self {
@@ -69,7 +70,7 @@ impl<C> Breaker<C> {
             state: Mutex::new(Shared {
                 circuits: KeyMap::default(),
                 tick: 0,
-                rng: BackoffRng::from_entropy(),
+                rng: seed.map_or_else(BackoffRng::from_entropy, BackoffRng::seeded),
             }),
             rejected: AtomicU64::new(0),
         }
@@ -112,7 +113,9 @@ impl<C> Breaker<C> {
     }
 
     fn finish(&self, key: u64, ticket: Ticket, outcome: Option<CallOutcome>) {
-        let now = Circuit::needs_clock(&self.settings, outcome).then(Instant::now);
+        let now = ticket
+            .needs_clock(&self.settings, outcome)
+            .then(Instant::now);
         if !ticket.matters(&self.settings, outcome, now) {
             return;
         }

@@ -46,6 +46,9 @@ pub enum Cause {
     ProbeSucceeded,
     /// A half-open probe failed.
     ProbeFailed,
+    /// Every half-open probe place stayed taken for `sampling_duration`
+    /// without an answer: the probes count as failed.
+    ProbesUnanswered,
 }
 
 /// One state change of one key's breaker, given to the

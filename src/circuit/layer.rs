@@ -29,6 +29,8 @@ struct Options {
     half_open_probes: u32,
     slow_call: Option<Duration>,
     max_keys: usize,
+    /// For the breaks' jitter; `None`: from the OS.
+    seed: Option<u64>,
 }
 
 /// Defaults, as Polly v8's circuit breaker, with resilience4j's number of
@@ -42,6 +44,7 @@ const DEFAULTS: Options = Options {
     half_open_probes: 5,
     slow_call: None,
     max_keys: 10_000,
+    seed: None,
 };
 
 /// Without [`max_break_duration`](CircuitBreakerLayer::max_break_duration),
@@ -91,6 +94,8 @@ impl Options {
 /// | [`key_fn`](Self::key_fn) | the request authority |
 /// | [`max_keys`](Self::max_keys) | 10,000 |
 /// | [`open_as_error`](Self::open_as_error) | off: a local `503` |
+/// | [`on_state_change`](Self::on_state_change) | no hook |
+/// | [`seed`](Self::seed) | from the OS |
 ///
 /// `C` is the classifier; `O` says how an open breaker answers:
 /// [`Local503`] until [`open_as_error`](Self::open_as_error) makes it
@@ -121,6 +126,7 @@ impl CircuitBreakerLayer {
             breaker: Arc::new(Breaker::new(
                 DEFAULTS.settings(),
                 DEFAULTS.max_keys,
+                DEFAULTS.seed,
                 ServerErrors,
                 None,
             )),
@@ -151,6 +157,7 @@ impl<C: Clone, O> CircuitBreakerLayer<C, O> {
             breaker: Arc::new(Breaker::new(
                 options.settings(),
                 options.max_keys,
+                options.seed,
                 classifier,
                 hook,
             )),
@@ -211,7 +218,8 @@ impl<C: Clone, O> CircuitBreakerLayer<C, O> {
     }
 
     /// How many probes a half-open breaker lets run at once; further
-    /// requests are answered locally (with `Retry-After: 0`) until one ends.
+    /// requests are answered locally, with a wait of a tenth of
+    /// `break_duration` (a probe's answer is due by then).
     /// The first probe to succeed closes the breaker, the first to fail
     /// opens it again; one answered with an [`Ignored`] outcome (a 429)
     /// frees its place.
@@ -240,6 +248,12 @@ impl<C: Clone, O> CircuitBreakerLayer<C, O> {
     /// Default: 10,000. Zero counts as one.
     pub fn max_keys(self, max_keys: usize) -> Self {
         self.configure(|o| o.max_keys = max_keys)
+    }
+
+    /// Seeds the random source of the breaks' jitter, making them
+    /// reproducible (default: seeded from the OS).
+    pub fn seed(self, seed: u64) -> Self {
+        self.configure(|o| o.seed = Some(seed))
     }
 
     /// Calls `hook` on every state change of every key, after the change
@@ -325,5 +339,35 @@ impl<C, O> fmt::Debug for CircuitBreakerLayer<C, O> {
             .field("options", &self.options)
             .field("key", &self.key)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_settings_are_made_safe() {
+        let settings = |f: fn(&mut Options)| {
+            let mut o = DEFAULTS;
+            f(&mut o);
+            o.settings()
+        };
+        assert_eq!(settings(|o| o.failure_ratio = f64::NAN).failure_ratio, 0.5);
+        assert_eq!(settings(|o| o.failure_ratio = -3.0).failure_ratio, 0.0);
+        assert_eq!(settings(|o| o.failure_ratio = 7.0).failure_ratio, 1.0);
+        assert_eq!(settings(|o| o.minimum_throughput = 0).minimum_throughput, 1);
+        assert_eq!(settings(|o| o.half_open_probes = 0).half_open_probes, 1);
+        let s = settings(|o| o.break_duration = Duration::MAX);
+        assert_eq!(s.max_break_duration, Duration::MAX);
+        let s = settings(|o| o.max_break_duration = Some(Duration::from_secs(1)));
+        assert_eq!(
+            s.max_break_duration, s.break_duration,
+            "never below the break"
+        );
+        assert_eq!(
+            DEFAULTS.settings().max_break_duration,
+            Duration::from_secs(50)
+        );
     }
 }

@@ -29,8 +29,9 @@ use crate::duration::whole_secs_up;
 #[non_exhaustive]
 pub struct CircuitOpen {
     /// Time until the breaker lets a probe through (before rounding up to
-    /// whole seconds for `Retry-After`). Zero while half-open with every
-    /// probe place taken: a probe's answer is due any moment.
+    /// whole seconds for `Retry-After`). While half-open with every
+    /// probe place taken, a tenth of `break_duration`: a probe's answer is
+    /// due by then.
     pub retry_after: Duration,
 }
 

@@ -13,7 +13,7 @@ use super::events::BreakerStats;
 use super::future::ResponseFuture;
 use super::open::{Local503, OpenAnswer};
 use super::outcome::{ClassifyCall, ServerErrors};
-use crate::key::KeyFn;
+use crate::key::{KeyCache, KeyFn};
 
 /// Stops calling a service that is failing; made by
 /// [`CircuitBreakerLayer`](super::CircuitBreakerLayer).
@@ -31,6 +31,7 @@ pub struct CircuitBreaker<S, C = ServerErrors, O = Local503> {
     inner: S,
     breaker: Arc<Breaker<C>>,
     key: KeyFn,
+    cache: KeyCache,
     open: PhantomData<fn() -> O>,
 }
 
@@ -40,6 +41,7 @@ impl<S, C, O> CircuitBreaker<S, C, O> {
             inner,
             breaker,
             key,
+            cache: KeyCache::default(),
             open: PhantomData,
         }
     }
@@ -71,6 +73,7 @@ impl<S: Clone, C, O> Clone for CircuitBreaker<S, C, O> {
             inner: self.inner.clone(),
             breaker: self.breaker.clone(),
             key: self.key.clone(),
+            cache: self.cache,
             open: PhantomData,
         }
     }
@@ -101,7 +104,9 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let (key, req) = self.key.key(req, &self.breaker.hasher);
+        let (key, req) = self
+            .key
+            .key_cached(req, &self.breaker.hasher, &mut self.cache);
         match self.breaker.admit(key) {
             Admission::Go(call) => ResponseFuture::calling(self.inner.call(req), call),
             Admission::Reject(open) => {

@@ -10,7 +10,7 @@ use super::events::{Cause, CircuitState};
 use super::outcome::CallOutcome;
 use super::window::Window;
 use crate::duration::{mul_f64, mul_pow2};
-use crate::BackoffRng;
+use crate::rng::BackoffRng;
 
 /// A breaker's settings, fixed when the layer is built.
 #[derive(Debug, Clone, Copy)]
@@ -56,6 +56,14 @@ pub(crate) struct Ticket {
 }
 
 impl Ticket {
+    /// Whether finishing it needs the clock: a slow-call rule to apply, a
+    /// failure that may open the breaker (its break starts now, not when
+    /// the call started), or a probe (the hung-probe rule counts from the
+    /// last probe that ended).
+    pub(crate) fn needs_clock(&self, s: &Settings, outcome: Option<CallOutcome>) -> bool {
+        self.probe || s.slow_call.is_some() || outcome == Some(CallOutcome::Failure)
+    }
+
     /// Whether its outcome changes anything. A success of a call admitted
     /// while closed does not (it was counted on admission) unless the
     /// slow-call rule makes it a failure: the common case takes no lock.
@@ -138,8 +146,10 @@ impl Circuit {
 
     /// Admission of a call at `now`. Moves an open breaker whose break is
     /// over to half-open, and a half-open one whose probes have all been
-    /// out for longer than `sampling_duration` without an answer back to
-    /// open (a hung probe must not keep the breaker half-open forever).
+    /// out for longer than `sampling_duration` (counted from the start of
+    /// the half-open phase, or from the end of the last probe that ended
+    /// without a verdict) back to open: a hung probe must not keep the breaker
+    /// half-open forever.
     pub(crate) fn admit(
         &mut self,
         s: &Settings,
@@ -166,7 +176,7 @@ impl Circuit {
                 if probes >= s.half_open_probes
                     && now.saturating_duration_since(since) > s.sampling_duration =>
             {
-                let t = self.reopen(s, now, rng);
+                let t = self.reopen(s, now, rng, Cause::ProbesUnanswered);
                 return (Admit::Reject(t.break_duration.unwrap_or_default()), Some(t));
             }
             Phase::HalfOpen { .. } => {}
@@ -175,7 +185,7 @@ impl Circuit {
             return (self.go(now, false), transition);
         };
         if *probes >= s.half_open_probes {
-            return (Admit::Reject(Duration::ZERO), transition);
+            return (Admit::Reject(probe_wait(s)), transition);
         }
         *probes += 1;
         (self.go(now, true), transition)
@@ -194,7 +204,7 @@ impl Circuit {
 
     /// The outcome of an admitted call; `None` when it was dropped before
     /// it ended (counted as nothing). `now` is read by the caller only when
-    /// the outcome can need it (see [`Circuit::needs_clock`]); a call whose
+    /// the outcome can need it (see [`Ticket::needs_clock`]); a call whose
     /// outcome does not [matter](Ticket::matters) need not be finished.
     pub(crate) fn finish(
         &mut self,
@@ -233,15 +243,21 @@ impl Circuit {
                     )
                 })
             }
-            Phase::HalfOpen { ref mut probes, .. } if ticket.probe => match outcome {
+            Phase::HalfOpen {
+                ref mut probes,
+                ref mut since,
+            } if ticket.probe => match outcome {
                 Some(CallOutcome::Success) => {
                     self.breaks = 0;
                     self.window.clear();
                     Some(self.enter(Phase::Closed, Cause::ProbeSucceeded, None))
                 }
-                Some(CallOutcome::Failure) => Some(self.reopen(s, ended, rng)),
+                Some(CallOutcome::Failure) => Some(self.reopen(s, ended, rng, Cause::ProbeFailed)),
                 Some(CallOutcome::Ignored) | None => {
+                    // A place for another probe; and progress, for the
+                    // hung-probe rule: count from now.
                     *probes = probes.saturating_sub(1);
+                    *since = (*since).max(ended);
                     None
                 }
             },
@@ -249,17 +265,16 @@ impl Circuit {
         }
     }
 
-    /// Whether finishing `ticket` needs the clock: a slow-call rule to
-    /// apply, or a failure that may open the breaker (its break starts
-    /// now, not when the call started).
-    pub(crate) fn needs_clock(s: &Settings, outcome: Option<CallOutcome>) -> bool {
-        s.slow_call.is_some() || outcome == Some(CallOutcome::Failure)
-    }
-
     /// Opens again after a failed (or hung) probe, for a longer break: the
     /// base break doubled per break since the breaker last closed, capped,
     /// then jittered within the cap.
-    fn reopen(&mut self, s: &Settings, now: Instant, rng: &mut BackoffRng) -> Transition {
+    fn reopen(
+        &mut self,
+        s: &Settings,
+        now: Instant,
+        rng: &mut BackoffRng,
+        cause: Cause,
+    ) -> Transition {
         let nominal = mul_pow2(s.break_duration, self.breaks).min(s.max_break_duration);
         let factor = JITTER_LOW + (JITTER_HIGH - JITTER_LOW) * rng.next_f64();
         let length = mul_f64(nominal, factor).clamp(s.break_duration, s.max_break_duration);
@@ -269,7 +284,7 @@ impl Circuit {
             Phase::Open {
                 until: after(now, length),
             },
-            Cause::ProbeFailed,
+            cause,
             Some(length),
         )
     }
@@ -314,6 +329,13 @@ impl Circuit {
     pub(crate) fn is_quiet(&self) -> bool {
         matches!(self.phase, Phase::Closed) && self.breaks == 0
     }
+}
+
+/// The wait suggested to a request refused while every probe place is
+/// taken: a tenth of the break, time enough for a probe's answer to come
+/// back, so that a retry does not spend its attempt before the verdict.
+pub(crate) fn probe_wait(s: &Settings) -> Duration {
+    s.break_duration / 10
 }
 
 /// `now + d`, saturating far in the future.

@@ -112,7 +112,7 @@ fn half_open_admits_a_few_probes_and_a_success_closes() {
     assert_eq!(t.map(|t| t.to), Some(CircuitState::HalfOpen));
     let Admit::Go(p1) = first else { panic!() };
     let p2 = h.ticket(5_000);
-    assert!(matches!(h.admit(5_000).0, Admit::Reject(Duration::ZERO)));
+    assert!(matches!(h.admit(5_000).0, Admit::Reject(d) if d == Duration::from_millis(500)));
     let t = h.finish(p1, CallOutcome::Success, 5_010);
     assert_eq!(
         t.map(|t| (t.to, t.cause)),
@@ -165,10 +165,34 @@ fn hung_probes_reopen_the_breaker_after_the_sampling_duration() {
     h.trip(0);
     let _p1 = h.ticket(5_000);
     let _p2 = h.ticket(5_000);
-    assert!(matches!(h.admit(15_000).0, Admit::Reject(Duration::ZERO)));
+    assert!(matches!(h.admit(15_000).0, Admit::Reject(d) if d == probe_wait(&h.s)));
     let (admit, t) = h.admit(15_001);
-    assert_eq!(t.map(|t| t.to), Some(CircuitState::Open));
+    assert_eq!(
+        t.map(|t| (t.to, t.cause)),
+        Some((CircuitState::Open, Cause::ProbesUnanswered))
+    );
     assert!(matches!(admit, Admit::Reject(d) if d >= Duration::from_secs(5)));
+}
+
+#[test]
+fn probes_ending_without_a_verdict_are_progress_not_a_hang() {
+    let mut h = Harness::new(settings());
+    h.trip(0);
+    let _p1 = h.ticket(5_000);
+    let p2 = h.ticket(5_000);
+    let p3 = {
+        assert_eq!(h.finish(p2, CallOutcome::Ignored, 12_000), None);
+        h.ticket(12_000)
+    };
+    // 10 s after the half-open start, but only 3 s after the last probe.
+    assert!(matches!(
+        h.admit(15_001),
+        (Admit::Reject(d), None) if d == probe_wait(&h.s)
+    ));
+    assert_eq!(
+        h.finish(p3, CallOutcome::Success, 15_002).map(|t| t.to),
+        Some(CircuitState::Closed)
+    );
 }
 
 #[test]
