@@ -1,13 +1,12 @@
-//! The state every clone of the layer and service shares: one [`Circuit`]
-//! per key, behind one `std::sync::Mutex`.
+//! The state every clone of the layer and service shares: one [`Cell`] per
+//! key, found through a map behind a `std::sync::Mutex`.
 //!
-//! A call takes the lock once to be admitted (and counted); a success of a
-//! closed breaker's call needs nothing more, so only failures, ignored or
-//! cancelled calls and half-open probes take it a second time. Each
-//! critical section is a hash-map lookup and a few comparisons (an eviction
-//! scan when a new key arrives at the cap): never an `.await`, a user
-//! callback, a `tracing` event or an allocation on the happy path. State
-//! changes are announced (events, hook) after unlocking.
+//! Services remember the cell of the last key they used, so a run of calls
+//! to one key (the common case) never takes the map's lock; the cell itself
+//! admits a closed breaker's calls without a lock (see [`super::cell`]).
+//! The map's lock is taken for a key a service has not seen last, and to
+//! evict; its critical sections are a hash-map lookup (an eviction scan
+//! when a new key arrives at the cap), never an `.await` or a callback.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,33 +14,29 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::time::Instant;
 
-use super::events::{BreakerStats, CircuitState, KeyStats, StateChange};
+use super::cell::{Cell, Common};
+use super::events::BreakerStats;
 use super::open::CircuitOpen;
-use super::outcome::{CallOutcome, ClassifyCall};
-use super::state::{Admit, Circuit, Settings, Ticket, Transition};
+use super::outcome::ClassifyCall;
+use super::state::{Admit, Settings, Ticket};
 use crate::key::{KeyHasher, KeyMap};
 use crate::rng::BackoffRng;
 
-/// The `on_state_change` hook.
-pub(crate) type Hook = Arc<dyn Fn(&StateChange) + Send + Sync>;
+pub(crate) use super::cell::Hook;
 
 /// Shared by every clone of a layer and its services.
 pub(crate) struct Breaker<C> {
-    pub(crate) settings: Settings,
+    pub(crate) common: Arc<Common<C>>,
     pub(crate) max_keys: usize,
-    pub(crate) classifier: C,
-    pub(crate) hook: Option<Hook>,
     /// Seeds key hashes, so that key collisions cannot be planned.
     pub(crate) hasher: KeyHasher,
-    state: Mutex<Shared>,
+    map: Mutex<Map<C>>,
     rejected: AtomicU64,
 }
 
-struct Shared {
-    circuits: KeyMap<Circuit>,
-    /// LRU clock: bumped on every admission.
-    tick: u64,
-    /// Jitter for re-opened breaks.
+struct Map<C> {
+    cells: KeyMap<Arc<Cell<C>>>,
+    /// Seeds each new cell's jitter.
     rng: BackoffRng,
 }
 
@@ -62,47 +57,56 @@ impl<C> Breaker<C> {
         hook: Option<Hook>,
     ) -> Self {
         Breaker {
-            settings,
+            common: Arc::new(Common {
+                settings,
+                classifier,
+                hook,
+            }),
             max_keys,
-            classifier,
-            hook,
             hasher: KeyHasher::default(),
-            state: Mutex::new(Shared {
-                circuits: KeyMap::default(),
-                tick: 0,
+            map: Mutex::new(Map {
+                cells: KeyMap::default(),
                 rng: seed.map_or_else(BackoffRng::from_entropy, BackoffRng::seeded),
             }),
             rejected: AtomicU64::new(0),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Shared> {
-        // Nothing that can panic runs under the lock but our own saturating
-        // arithmetic; a poisoned state is still consistent enough to serve.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    pub(crate) fn classifier(&self) -> &C {
+        &self.common.classifier
     }
 
-    /// Admission of a new request for `key`.
-    pub(crate) fn admit(self: &Arc<Self>, key: u64) -> Admission<C> {
-        let now = Instant::now();
-        let mut guard = self.lock();
-        let Shared {
-            circuits,
-            tick,
-            rng,
-        } = &mut *guard;
-        *tick += 1;
-        let circuit = circuit(circuits, key, now, *tick, &self.settings, self.max_keys);
-        circuit.used = *tick;
-        let (admit, transition) = circuit.admit(&self.settings, now, rng);
-        drop(guard);
-        if let Some(t) = transition {
-            self.announce(key, t);
+    pub(crate) fn hook(&self) -> Option<Hook> {
+        self.common.hook.clone()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Map<C>> {
+        // Nothing that can panic runs under the lock; a poisoned map is
+        // still consistent.
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The cell of `key`, made if new (at `max_keys`, after evicting some).
+    pub(crate) fn cell(&self, key: u64) -> Arc<Cell<C>> {
+        let mut map = self.lock();
+        if let Some(cell) = map.cells.get(&key) {
+            return cell.clone();
         }
-        match admit {
+        let max = self.max_keys.max(1);
+        if map.cells.len() >= max {
+            evict(&mut map.cells, max);
+        }
+        let rng = BackoffRng::seeded(map.rng.next_u64());
+        let cell = Arc::new(Cell::new(self.common.clone(), key, Instant::now(), rng));
+        map.cells.insert(key, cell.clone());
+        cell
+    }
+
+    /// Admission of a new request through `cell` (see [`Breaker::cell`]).
+    pub(crate) fn admit(&self, cell: &Arc<Cell<C>>) -> Admission<C> {
+        match cell.admit() {
             Admit::Go(ticket) => Admission::Go(Call {
-                breaker: self.clone(),
-                key,
+                cell: cell.clone(),
                 ticket: Some(ticket),
             }),
             Admit::Reject(retry_after) => {
@@ -112,104 +116,24 @@ impl<C> Breaker<C> {
         }
     }
 
-    fn finish(&self, key: u64, ticket: Ticket, outcome: Option<CallOutcome>) {
-        let now = ticket
-            .needs_clock(&self.settings, outcome)
-            .then(Instant::now);
-        if !ticket.matters(&self.settings, outcome, now) {
-            return;
-        }
-        let mut guard = self.lock();
-        let Shared { circuits, rng, .. } = &mut *guard;
-        // Evicted since: nothing left to count.
-        let Some(circuit) = circuits.get_mut(&key) else {
-            return;
-        };
-        let transition = circuit.finish(&self.settings, ticket, outcome, now, rng);
-        drop(guard);
-        if let Some(t) = transition {
-            self.announce(key, t);
-        }
-    }
-
-    /// `tracing` event and hook for a state change, outside the lock.
-    fn announce(&self, key: u64, t: Transition) {
-        let change = StateChange {
-            key,
-            from: t.from,
-            to: t.to,
-            cause: t.cause,
-            break_duration: t.break_duration,
-        };
-        match t.to {
-            CircuitState::Open => tracing::warn!(
-                key,
-                from = %t.from,
-                cause = ?t.cause,
-                break_ms = t.break_duration.map(|d| d.as_millis() as u64),
-                "circuit breaker: open"
-            ),
-            to => {
-                tracing::info!(key, from = %t.from, to = %to, cause = ?t.cause, "circuit breaker: {to}")
-            }
-        }
-        if let Some(hook) = &self.hook {
-            hook(&change);
-        }
-    }
-
     pub(crate) fn stats(&self) -> BreakerStats {
         let now = Instant::now();
-        let mut guard = self.lock();
-        let keys = guard
-            .circuits
-            .iter_mut()
-            .map(|(&key, c)| {
-                let (calls, failures) = c.totals(now);
-                KeyStats {
-                    key,
-                    state: c.state_at(Some(now)),
-                    calls,
-                    failures,
-                    opened: c.opened,
-                    retry_after: c.retry_after(now),
-                }
-            })
-            .collect();
+        let cells: Vec<_> = self.lock().cells.values().cloned().collect();
         BreakerStats {
-            keys,
+            keys: cells.iter().map(|c| c.stats(now)).collect(),
             rejected: self.rejected.load(Ordering::Relaxed),
         }
     }
 }
 
-/// The circuit for `key`, created if new (at `max_keys`, after evicting
-/// some).
-fn circuit<'a>(
-    circuits: &'a mut KeyMap<Circuit>,
-    key: u64,
-    now: Instant,
-    tick: u64,
-    settings: &Settings,
-    max_keys: usize,
-) -> &'a mut Circuit {
-    let max = max_keys.max(1);
-    if circuits.len() >= max && !circuits.contains_key(&key) {
-        evict(circuits, max);
-    }
-    circuits
-        .entry(key)
-        .or_insert_with(|| Circuit::new(settings, now, tick))
-}
-
-/// Evicts an eighth of `max` circuits at once (so the scan is paid once
-/// per eighth of new keys): closed ones that never broke first, then the
-/// least recently used. Calls still in flight on an evicted circuit end
-/// uncounted.
-fn evict(circuits: &mut KeyMap<Circuit>, max: usize) {
-    let mut order: Vec<(bool, u64, u64)> = circuits
+/// Evicts an eighth of `max` cells at once (so the scan is paid once per
+/// eighth of new keys): closed ones that never broke first, then the least
+/// recently used. Calls still in flight on an evicted cell end uncounted by
+/// the key's next cell.
+fn evict<C>(cells: &mut KeyMap<Arc<Cell<C>>>, max: usize) {
+    let mut order: Vec<((bool, u64), u64)> = cells
         .iter()
-        .map(|(&key, c)| (!c.is_quiet(), c.used, key))
+        .map(|(&key, c)| (c.eviction_order(), key))
         .collect();
     let n = (max / 8).max(1).min(order.len());
     if n == 0 {
@@ -218,8 +142,10 @@ fn evict(circuits: &mut KeyMap<Circuit>, max: usize) {
     if n < order.len() {
         order.select_nth_unstable(n - 1);
     }
-    for &(_, _, key) in &order[..n] {
-        circuits.remove(&key);
+    for &(_, key) in &order[..n] {
+        if let Some(cell) = cells.remove(&key) {
+            cell.evict();
+        }
     }
     tracing::debug!(evicted = n, max_keys = max, "circuit breaker: evicted keys");
 }
@@ -227,9 +153,9 @@ fn evict(circuits: &mut KeyMap<Circuit>, max: usize) {
 impl<C> fmt::Debug for Breaker<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Breaker")
-            .field("settings", &self.settings)
+            .field("settings", &self.common.settings)
             .field("max_keys", &self.max_keys)
-            .field("keys", &self.lock().circuits.len())
+            .field("keys", &self.lock().cells.len())
             .finish_non_exhaustive()
     }
 }
@@ -238,8 +164,7 @@ impl<C> fmt::Debug for Breaker<C> {
 /// unfinished (the response future was cancelled), it counts as nothing
 /// and frees its place (a half-open probe's included).
 pub(crate) struct Call<C> {
-    breaker: Arc<Breaker<C>>,
-    key: u64,
+    cell: Arc<Cell<C>>,
     ticket: Option<Ticket>,
 }
 
@@ -250,8 +175,8 @@ impl<C> Call<C> {
         C: ClassifyCall<Res, E>,
     {
         if let Some(ticket) = self.ticket.take() {
-            let outcome = self.breaker.classifier.classify(result);
-            self.breaker.finish(self.key, ticket, Some(outcome));
+            let outcome = self.cell.common.classifier.classify(result);
+            self.cell.finish(ticket, Some(outcome));
         }
     }
 }
@@ -259,7 +184,7 @@ impl<C> Call<C> {
 impl<C> Drop for Call<C> {
     fn drop(&mut self) {
         if let Some(ticket) = self.ticket.take() {
-            self.breaker.finish(self.key, ticket, None);
+            self.cell.finish(ticket, None);
         }
     }
 }
@@ -267,8 +192,121 @@ impl<C> Drop for Call<C> {
 impl<C> fmt::Debug for Call<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Call")
-            .field("key", &self.key)
+            .field("key", &self.cell.key)
             .field("ticket", &self.ticket)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::circuit::events::CircuitState;
+    use crate::circuit::outcome::{CallOutcome, ServerErrors};
+
+    fn breaker(max_keys: usize) -> Breaker<ServerErrors> {
+        breaker_sampling(max_keys, Duration::from_secs(10))
+    }
+
+    fn breaker_sampling(max_keys: usize, sampling: Duration) -> Breaker<ServerErrors> {
+        let settings = Settings {
+            failure_ratio: 0.5,
+            minimum_throughput: 4,
+            sampling_duration: sampling,
+            break_duration: Duration::from_secs(5),
+            max_break_duration: Duration::from_secs(50),
+            half_open_probes: 2,
+            slow_call: None,
+        };
+        Breaker::new(settings, max_keys, Some(1), ServerErrors, None)
+    }
+
+    fn go(b: &Breaker<ServerErrors>, cell: &Arc<Cell<ServerErrors>>) -> Call<ServerErrors> {
+        match b.admit(cell) {
+            Admission::Go(call) => call,
+            Admission::Reject(open) => panic!("rejected: {open:?}"),
+        }
+    }
+
+    fn fail(mut call: Call<ServerErrors>) {
+        if let (Some(ticket), cell) = (call.ticket.take(), &call.cell) {
+            cell.finish(ticket, Some(CallOutcome::Failure));
+        }
+    }
+
+    fn succeed(mut call: Call<ServerErrors>) {
+        if let (Some(ticket), cell) = (call.ticket.take(), &call.cell) {
+            cell.finish(ticket, Some(CallOutcome::Success));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn calls_of_an_evicted_cell_do_not_count_on_the_keys_next_cell() {
+        let b = breaker(1);
+        let old = b.cell(7);
+        let late: Vec<_> = (0..4).map(|_| go(&b, &old)).collect();
+        // Key 8 evicts key 7: a service holding the old cell sees it.
+        let _other = b.cell(8);
+        assert!(!old.is_live());
+        let new = b.cell(7);
+        assert!(!Arc::ptr_eq(&old, &new));
+        late.into_iter().for_each(fail);
+        let stats = b.stats();
+        let key7 = stats.keys.iter().find(|k| k.key == 7).expect("key 7");
+        assert_eq!(
+            (key7.state, key7.calls, key7.failures),
+            (CircuitState::Closed, 0, 0)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_admitted_lock_free_before_the_breaker_opened_is_not_counted_after() {
+        let b = breaker(8);
+        let cell = b.cell(1);
+        let early = go(&b, &cell);
+        let calls: Vec<_> = (0..3).map(|_| go(&b, &cell)).collect();
+        calls.into_iter().for_each(fail);
+        assert!(matches!(b.admit(&cell), Admission::Reject(_)));
+        tokio::time::advance(Duration::from_secs(5)).await;
+        // Half-open: the probe's success closes it; the window starts afresh.
+        succeed(go(&b, &cell));
+        let calls: Vec<_> = (0..4).map(|_| go(&b, &cell)).collect();
+        let mut calls = calls.into_iter();
+        calls.next().into_iter().for_each(fail);
+        calls.for_each(succeed);
+        // The call admitted before the breaker opened answers now: were it
+        // counted, 2 failures of 4 calls would open the breaker.
+        fail(early);
+        assert!(matches!(b.admit(&cell), Admission::Go(_)));
+    }
+
+    #[test]
+    fn clones_on_many_threads_count_every_call() {
+        // A day-long window: every call stays in it however slow the machine.
+        let b = Arc::new(breaker_sampling(8, Duration::from_secs(86_400)));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let b = b.clone();
+                std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .build()
+                        .expect("runtime");
+                    let _guard = rt.enter();
+                    let cell = b.cell(3);
+                    for _ in 0..10_000 {
+                        drop(go(&b, &cell));
+                        succeed(go(&b, &cell));
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("thread");
+        }
+        // Dropped calls are taken back; successes stay.
+        let stats = b.stats();
+        assert_eq!(stats.keys[0].calls, 40_000);
     }
 }

@@ -167,7 +167,7 @@ impl<C: Clone, O> CircuitBreakerLayer<C, O> {
     }
 
     fn configure(self, f: impl FnOnce(&mut Options)) -> Self {
-        let (classifier, hook) = (self.breaker.classifier.clone(), self.breaker.hook.clone());
+        let (classifier, hook) = (self.breaker.classifier().clone(), self.breaker.hook());
         self.rebuild(classifier, hook, f)
     }
 
@@ -190,7 +190,9 @@ impl<C: Clone, O> CircuitBreakerLayer<C, O> {
     }
 
     /// The sliding window over which calls and failures are counted (in ten
-    /// buckets, so it covers between 9/10 and all of this). Also the
+    /// buckets of at least 1 ms, so it covers between 9/10 and all of this;
+    /// a call may be counted up to a sixteenth of a bucket early, as the
+    /// clock is read only now and then on the happy path). Also the
     /// longest a half-open breaker waits for a probe's answer before
     /// counting its probes as failed.
     ///
@@ -274,7 +276,7 @@ impl<C: Clone, O> CircuitBreakerLayer<C, O> {
     where
         F: Fn(&StateChange) + Send + Sync + 'static,
     {
-        let classifier = self.breaker.classifier.clone();
+        let classifier = self.breaker.classifier().clone();
         self.rebuild(classifier, Some(Arc::new(hook)), |_| {})
     }
 
@@ -283,7 +285,7 @@ impl<C: Clone, O> CircuitBreakerLayer<C, O> {
     /// `Fn(Result<&Res, &E>) -> CallOutcome`. See
     /// [`ServerErrors`] for the default and an example.
     pub fn classifier<C2: Clone>(self, classifier: C2) -> CircuitBreakerLayer<C2, O> {
-        let hook = self.breaker.hook.clone();
+        let hook = self.breaker.hook();
         self.rebuild(classifier, hook, |_| {})
     }
 
@@ -299,7 +301,7 @@ impl<C: Clone, O> CircuitBreakerLayer<C, O> {
     /// # let _ = layer;
     /// ```
     pub fn open_as_error(self) -> CircuitBreakerLayer<C, OpenError> {
-        let (classifier, hook) = (self.breaker.classifier.clone(), self.breaker.hook.clone());
+        let (classifier, hook) = (self.breaker.classifier().clone(), self.breaker.hook());
         self.rebuild(classifier, hook, |_| {})
     }
 

@@ -25,10 +25,12 @@
 //! ([`slow_call_threshold`](CircuitBreakerLayer::slow_call_threshold))
 //! counts slow successes as failures.
 //!
-//! Per call the breaker does one hash-map lookup under a mutex to admit and
-//! count it (a success needs no second visit; a failure does): O(1), no
-//! allocation (the window is a fixed ring of ten buckets per key). State is shared by every clone of the layer and
-//! its services; keys are bounded by
+//! A closed breaker admits and counts a call without a lock: each service
+//! remembers the state of the last key it called, and the window is a fixed
+//! ring of ten buckets of atomic counters per key, into which a success is
+//! counted once, at admission (a failure takes the key's lock to be judged):
+//! O(1), no allocation, and a clock reading only now and then. State is
+//! shared by every clone of the layer and its services; keys are bounded by
 //! [`max_keys`](CircuitBreakerLayer::max_keys).
 //!
 //! # Stacking
@@ -94,6 +96,7 @@
 //! ```
 
 mod breaker;
+mod cell;
 mod events;
 mod future;
 mod layer;

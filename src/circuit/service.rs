@@ -9,6 +9,7 @@ use http::Request;
 use tower_service::Service;
 
 use super::breaker::{Admission, Breaker};
+use super::cell::Cell;
 use super::events::BreakerStats;
 use super::future::ResponseFuture;
 use super::open::{Local503, OpenAnswer};
@@ -32,6 +33,9 @@ pub struct CircuitBreaker<S, C = ServerErrors, O = Local503> {
     breaker: Arc<Breaker<C>>,
     key: KeyFn,
     cache: KeyCache,
+    /// The cell of the last key called: a run of calls to one key never
+    /// looks it up in the shared map.
+    cell: Option<Arc<Cell<C>>>,
     open: PhantomData<fn() -> O>,
 }
 
@@ -42,6 +46,7 @@ impl<S, C, O> CircuitBreaker<S, C, O> {
             breaker,
             key,
             cache: KeyCache::default(),
+            cell: None,
             open: PhantomData,
         }
     }
@@ -74,6 +79,7 @@ impl<S: Clone, C, O> Clone for CircuitBreaker<S, C, O> {
             breaker: self.breaker.clone(),
             key: self.key.clone(),
             cache: self.cache,
+            cell: self.cell.clone(),
             open: PhantomData,
         }
     }
@@ -107,7 +113,11 @@ where
         let (key, req) = self
             .key
             .key_cached(req, &self.breaker.hasher, &mut self.cache);
-        match self.breaker.admit(key) {
+        let cell = match &self.cell {
+            Some(cell) if cell.key == key && cell.is_live() => cell,
+            _ => self.cell.insert(self.breaker.cell(key)),
+        };
+        match self.breaker.admit(cell) {
             Admission::Go(call) => ResponseFuture::calling(self.inner.call(req), call),
             Admission::Reject(open) => {
                 tracing::debug!(

@@ -1,6 +1,7 @@
 //! One key's breaker: closed → open → half-open → closed (or open again),
 //! as a plain state machine over a clock reading passed in. No locks, no
-//! tracing, no hooks: the shared map ([`super::breaker`]) does those.
+//! tracing, no hooks: the key's cell ([`super::cell`]) does those. The
+//! window it judges by is the cell's, recorded into without a lock.
 
 use std::time::Duration;
 
@@ -43,19 +44,33 @@ enum Phase {
 /// What a call was admitted as; handed back with its outcome.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Ticket {
-    /// The circuit it was admitted by (its creation tick: a key evicted and
-    /// made again is another circuit).
-    born: u64,
     /// The phase generation it was admitted in: outcomes of calls admitted
     /// in an earlier phase are not counted.
     generation: u64,
     probe: bool,
-    started: Instant,
+    /// When it was admitted: read only where it is needed (a probe, or the
+    /// slow-call rule); a closed breaker's call skips the clock otherwise.
+    started: Option<Instant>,
     /// Its bucket in the window (closed phase only).
     bucket: u64,
 }
 
 impl Ticket {
+    /// A call admitted by a closed breaker of `generation` (at `started`,
+    /// if the clock was read), counted in window bucket `bucket`.
+    pub(crate) fn closed(generation: u64, started: Option<Instant>, bucket: u64) -> Self {
+        Ticket {
+            generation,
+            probe: false,
+            started,
+            bucket,
+        }
+    }
+
+    fn probe(self, probe: bool) -> Self {
+        Ticket { probe, ..self }
+    }
+
     /// Whether finishing it needs the clock: a slow-call rule to apply, a
     /// failure that may open the breaker (its break starts now, not when
     /// the call started), or a probe (the hung-probe rule counts from the
@@ -83,14 +98,13 @@ impl Ticket {
         outcome: Option<CallOutcome>,
         now: Option<Instant>,
     ) -> Option<CallOutcome> {
-        let ended = now.unwrap_or(self.started);
-        match (outcome, s.slow_call) {
-            (Some(CallOutcome::Success), Some(slow))
-                if ended.saturating_duration_since(self.started) >= slow =>
+        match (outcome, s.slow_call, self.started) {
+            (Some(CallOutcome::Success), Some(slow), Some(started))
+                if now.unwrap_or(started).saturating_duration_since(started) >= slow =>
             {
                 Some(CallOutcome::Failure)
             }
-            (outcome, _) => outcome,
+            (outcome, ..) => outcome,
         }
     }
 }
@@ -113,34 +127,35 @@ pub(crate) struct Transition {
     pub(crate) break_duration: Option<Duration>,
 }
 
-/// One key's breaker.
+/// One key's breaker (its window apart: see [`Window`]).
 #[derive(Debug, Clone)]
 pub(crate) struct Circuit {
-    /// The LRU tick it was made at: tells it from a later circuit of the
-    /// same key.
-    born: u64,
     phase: Phase,
-    window: Window,
     /// Bumped on every phase change.
     generation: u64,
     /// Breaks since the breaker last closed: sets the next break's length.
     breaks: u32,
     /// Times opened, ever.
     pub(crate) opened: u64,
-    /// LRU clock reading of the last admission.
-    pub(crate) used: u64,
 }
 
 impl Circuit {
-    pub(crate) fn new(settings: &Settings, now: Instant, born: u64) -> Self {
+    pub(crate) fn new() -> Self {
         Circuit {
-            born,
             phase: Phase::Closed,
-            window: Window::new(settings.sampling_duration, now),
             generation: 0,
             breaks: 0,
             opened: 0,
-            used: born,
+        }
+    }
+
+    /// What a lock-free admission needs to know: `generation + 1` while
+    /// closed (a closed breaker admits every call, counted in the window),
+    /// 0 otherwise.
+    pub(crate) fn closed_token(&self) -> u64 {
+        match self.phase {
+            Phase::Closed => self.generation.saturating_add(1),
+            _ => 0,
         }
     }
 
@@ -155,10 +170,11 @@ impl Circuit {
         s: &Settings,
         now: Instant,
         rng: &mut BackoffRng,
+        window: &Window,
     ) -> (Admit, Option<Transition>) {
         let mut transition = None;
         match self.phase {
-            Phase::Closed => return (self.go(now, false), None),
+            Phase::Closed => return (self.go(now, false, window), None),
             Phase::Open { until } if now < until => {
                 return (Admit::Reject(until - now), None);
             }
@@ -182,24 +198,18 @@ impl Circuit {
             Phase::HalfOpen { .. } => {}
         }
         let Phase::HalfOpen { probes, .. } = &mut self.phase else {
-            return (self.go(now, false), transition);
+            return (self.go(now, false, window), transition);
         };
         if *probes >= s.half_open_probes {
             return (Admit::Reject(probe_wait(s)), transition);
         }
         *probes += 1;
-        (self.go(now, true), transition)
+        (self.go(now, true, window), transition)
     }
 
-    fn go(&mut self, now: Instant, probe: bool) -> Admit {
-        let bucket = if probe { 0 } else { self.window.admit(now) };
-        Admit::Go(Ticket {
-            born: self.born,
-            generation: self.generation,
-            probe,
-            started: now,
-            bucket,
-        })
+    fn go(&self, now: Instant, probe: bool, window: &Window) -> Admit {
+        let bucket = if probe { 0 } else { window.admit_at(now) };
+        Admit::Go(Ticket::closed(self.generation, Some(now), bucket).probe(probe))
     }
 
     /// The outcome of an admitted call; `None` when it was dropped before
@@ -213,23 +223,26 @@ impl Circuit {
         outcome: Option<CallOutcome>,
         now: Option<Instant>,
         rng: &mut BackoffRng,
+        window: &Window,
     ) -> Option<Transition> {
-        if (ticket.born, ticket.generation) != (self.born, self.generation) {
+        if ticket.generation != self.generation {
             return None;
         }
-        let ended = now.unwrap_or(ticket.started);
+        // The clock was read for every outcome that needs it (see
+        // `Ticket::needs_clock`); the fallback never runs.
+        let ended = now.or(ticket.started).unwrap_or_else(Instant::now);
         let outcome = ticket.judge(s, outcome, now);
         match self.phase {
             Phase::Closed => {
                 match outcome {
                     Some(CallOutcome::Success) => return None,
-                    Some(CallOutcome::Failure) => self.window.fail(ticket.bucket),
+                    Some(CallOutcome::Failure) => window.fail(ticket.bucket, ended),
                     Some(CallOutcome::Ignored) | None => {
-                        self.window.uncount(ticket.bucket);
+                        window.uncount(ticket.bucket);
                         return None;
                     }
                 }
-                let (calls, failures) = self.window.totals(ended);
+                let (calls, failures) = window.totals(ended);
                 let tripped = calls >= s.minimum_throughput
                     && f64::from(failures) >= s.failure_ratio * f64::from(calls);
                 tripped.then(|| {
@@ -249,7 +262,7 @@ impl Circuit {
             } if ticket.probe => match outcome {
                 Some(CallOutcome::Success) => {
                     self.breaks = 0;
-                    self.window.clear();
+                    window.clear();
                     Some(self.enter(Phase::Closed, Cause::ProbeSucceeded, None))
                 }
                 Some(CallOutcome::Failure) => Some(self.reopen(s, ended, rng, Cause::ProbeFailed)),
@@ -318,11 +331,6 @@ impl Circuit {
             Phase::Open { until } if now < until => Some(until - now),
             _ => None,
         }
-    }
-
-    /// Calls and failures in the window.
-    pub(crate) fn totals(&mut self, now: Instant) -> (u32, u32) {
-        self.window.totals(now)
     }
 
     /// Whether evicting it would lose nothing worth keeping.

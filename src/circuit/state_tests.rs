@@ -17,6 +17,7 @@ fn settings() -> Settings {
 struct Harness {
     s: Settings,
     c: Circuit,
+    w: Window,
     rng: BackoffRng,
     t0: Instant,
 }
@@ -26,7 +27,8 @@ impl Harness {
         let t0 = Instant::now();
         Harness {
             s,
-            c: Circuit::new(&s, t0, 0),
+            c: Circuit::new(),
+            w: Window::new(s.sampling_duration, t0),
             rng: BackoffRng::seeded(1),
             t0,
         }
@@ -38,7 +40,7 @@ impl Harness {
 
     fn admit(&mut self, ms: u64) -> (Admit, Option<Transition>) {
         let now = self.at(ms);
-        self.c.admit(&self.s, now, &mut self.rng)
+        self.c.admit(&self.s, now, &mut self.rng, &self.w)
     }
 
     fn ticket(&mut self, ms: u64) -> Ticket {
@@ -51,7 +53,7 @@ impl Harness {
     fn finish(&mut self, t: Ticket, outcome: CallOutcome, ms: u64) -> Option<Transition> {
         let now = self.at(ms);
         self.c
-            .finish(&self.s, t, Some(outcome), Some(now), &mut self.rng)
+            .finish(&self.s, t, Some(outcome), Some(now), &mut self.rng, &self.w)
     }
 
     /// One call admitted and finished at `ms`.
@@ -100,7 +102,7 @@ fn ignored_outcomes_are_not_counted() {
     for ms in 0..100 {
         assert_eq!(h.call(CallOutcome::Ignored, ms), None);
     }
-    assert_eq!(h.c.totals(h.at(100)), (0, 0));
+    assert_eq!(h.w.totals(h.at(100)), (0, 0));
     assert_eq!(h.c.state_at(Some(h.at(100))), CircuitState::Closed);
 }
 
@@ -120,7 +122,7 @@ fn half_open_admits_a_few_probes_and_a_success_closes() {
     );
     // The other probe's late answer counts for nothing.
     assert_eq!(h.finish(p2, CallOutcome::Failure, 5_020), None);
-    assert_eq!(h.c.totals(h.at(5_020)), (0, 0));
+    assert_eq!(h.w.totals(h.at(5_020)), (0, 0));
 }
 
 #[test]
@@ -153,7 +155,10 @@ fn an_ignored_or_dropped_probe_frees_its_place() {
     assert!(matches!(h.admit(5_001).0, Admit::Reject(_)));
     assert_eq!(h.finish(p1, CallOutcome::Ignored, 5_002), None);
     let now = h.at(5_003);
-    assert_eq!(h.c.finish(&h.s, p2, None, Some(now), &mut h.rng), None);
+    assert_eq!(
+        h.c.finish(&h.s, p2, None, Some(now), &mut h.rng, &h.w),
+        None
+    );
     let _p3 = h.ticket(5_004);
     let _p4 = h.ticket(5_004);
     assert_eq!(h.c.state_at(None), CircuitState::HalfOpen);
@@ -223,18 +228,6 @@ fn slow_calls_count_as_failures_when_the_rule_is_on() {
         .finish(t, CallOutcome::Success, 1_003)
         .expect("4 slow calls");
     assert_eq!(opened.to, CircuitState::Open);
-}
-
-#[test]
-fn a_circuit_made_again_for_the_same_key_ignores_the_old_ones_calls() {
-    let mut h = Harness::new(settings());
-    let old = h.ticket(0);
-    h.c = Circuit::new(&h.s, h.at(1), 1);
-    for _ in 0..3 {
-        h.call(CallOutcome::Failure, 2);
-    }
-    assert_eq!(h.finish(old, CallOutcome::Failure, 3), None);
-    assert_eq!(h.c.totals(h.at(3)), (3, 3));
 }
 
 #[test]
