@@ -119,16 +119,6 @@ impl KeyFn {
             }
         }
     }
-
-    /// The key of a request already taken apart.
-    pub(crate) fn key_parts(&self, parts: &Parts, hasher: &KeyHasher) -> u64 {
-        match self {
-            KeyFn::Authority => {
-                hasher.hash_one(CaseFolded(authority_of(&parts.uri, &parts.headers)))
-            }
-            KeyFn::Custom(f) => f(parts, hasher),
-        }
-    }
 }
 
 /// A map from keys to per-key state. Keys are already uniform hashes, so

@@ -309,10 +309,17 @@ pub const HEADER_NAMES: &[&str] = &[
 /// All hints in one pass over the header names. A response without any
 /// hint header costs one scan of its names and no lookups.
 pub fn hints(headers: &HeaderMap, now: SystemTime) -> Hints {
+    hints_with_clock(headers, || now)
+}
+
+/// [`hints`], reading the clock (`now`) only when a hint header is there:
+/// the common reply without one costs a scan of its names.
+pub(crate) fn hints_with_clock(headers: &HeaderMap, now: impl FnOnce() -> SystemTime) -> Hints {
     let seen = Seen::scan(headers);
     if seen.is_empty() {
         return Hints::default();
     }
+    let now = now();
     let now = reference_time(headers, now, seen);
     let limits = stated::from_headers(headers, now, seen);
     Hints {

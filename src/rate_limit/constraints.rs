@@ -500,6 +500,40 @@ impl Constraints {
         period
     }
 
+    /// Whether nothing is known that could hold or pace a request: no
+    /// hold, no stated quota, no configured limit, no learned rate, slow
+    /// start over, the current period begun, no probe back-off, nothing
+    /// shared with other processes. Such a key's requests may skip the
+    /// table (see [`super::lane`]).
+    pub(super) fn is_free(&self) -> bool {
+        #[cfg(feature = "redis")]
+        if self.shared.is_some() {
+            return false;
+        }
+        self.hold_until.is_none()
+            && self.resource_holds.is_empty()
+            && self.quotas.is_empty()
+            && self.configured.is_empty()
+            && self.learner.is_none()
+            && self.slow_start.is_none()
+            && self.meter.start.is_some()
+            && self.futile == 0
+    }
+
+    /// `n` plain accepted answers counted outside the lock (see
+    /// [`super::lane`]), as [`Constraints::on_response`] counts each.
+    pub(super) fn add_accepted(&mut self, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.futile = 0;
+        let m = &mut self.meter;
+        if m.start.is_some() {
+            m.accepted += n;
+        }
+        m.accepted_since_throttle += n;
+    }
+
     /// Held, or out of quota.
     pub(super) fn is_limited(&self, now: Instant) -> bool {
         self.hold_until.is_some_and(|u| now < u)

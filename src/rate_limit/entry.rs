@@ -109,6 +109,17 @@ impl Entry {
         u32::try_from(self.flights.len()).unwrap_or(u32::MAX)
     }
 
+    /// Whether its requests may skip the table: nothing known, nobody
+    /// waiting (see [`super::lane`]).
+    pub(super) fn is_open(&self) -> bool {
+        self.queue.is_empty() && self.decided.is_empty() && self.constraints.is_free()
+    }
+
+    /// The latest release's sequence number.
+    pub(super) fn seq(&self) -> u64 {
+        self.seq
+    }
+
     /// Whether a request arriving now may pass the queue: no waiter that is
     /// being polled is ahead of it.
     pub(super) fn line_is_free(&self) -> bool {

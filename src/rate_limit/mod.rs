@@ -133,6 +133,7 @@
 mod constraints;
 mod entry;
 mod future;
+mod lane;
 mod layer;
 mod learner;
 mod limit;

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tokio::time::{Instant, Sleep};
 
+use super::lane::FastGrant;
 use super::model::{Grant, Need};
 use super::response::Outcome;
 use super::table::{Admission, Finish, Gate, TicketPoll};
@@ -22,6 +23,19 @@ pub(crate) enum Acquire {
     Wait(Waiting, Duration),
     /// The wait would exceed `max_wait` or the request's deadline.
     Refuse(Duration),
+}
+
+/// A release through `key`'s lane, if it is open: no lock (see
+/// [`super::lane`]).
+pub(crate) fn fast(gate: &Arc<Gate>, key: u64) -> Option<Permit> {
+    let grant = gate.lanes.try_release(key)?;
+    Some(Permit {
+        gate: gate.clone(),
+        key,
+        grant: Held::Fast(grant),
+        sent: false,
+        done: false,
+    })
 }
 
 /// Admission of a new request for `key`.
@@ -47,9 +61,17 @@ pub(crate) fn acquire(
 pub(crate) struct Permit {
     gate: Arc<Gate>,
     key: u64,
-    grant: Grant,
+    grant: Held,
     sent: bool,
     done: bool,
+}
+
+/// A release the table tracks in flight, or one through an open lane,
+/// which it does not.
+#[derive(Debug, Clone, Copy)]
+enum Held {
+    Tracked(Grant),
+    Fast(FastGrant),
 }
 
 impl Permit {
@@ -57,7 +79,7 @@ impl Permit {
         Permit {
             gate,
             key,
-            grant,
+            grant: Held::Tracked(grant),
             sent: false,
             done: false,
         }
@@ -71,23 +93,32 @@ impl Permit {
     /// The inner service answered (or failed, with `None`).
     pub(crate) fn finish(mut self, outcome: Option<&Outcome>) {
         self.done = true;
-        let finish = match outcome {
-            Some(outcome) => Finish::Answered(outcome),
-            None => Finish::Failed,
-        };
-        self.gate.complete(self.key, self.grant, finish);
+        match (self.grant, outcome) {
+            (Held::Tracked(grant), Some(outcome)) => {
+                self.gate
+                    .complete(self.key, grant, Finish::Answered(outcome))
+            }
+            (Held::Tracked(grant), None) => self.gate.complete(self.key, grant, Finish::Failed),
+            (Held::Fast(grant), Some(outcome)) => {
+                if !(outcome.is_plain_accept() && self.gate.lanes.count_accepted(&grant)) {
+                    self.gate.complete_fast(grant, outcome);
+                }
+            }
+            // Nothing was taken for it, and nothing came back.
+            (Held::Fast(_), None) => {}
+        }
     }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        if !self.done {
+        if let (false, Held::Tracked(grant)) = (self.done, self.grant) {
             let finish = if self.sent {
                 Finish::Failed
             } else {
                 Finish::Unsent
             };
-            self.gate.complete(self.key, self.grant, finish);
+            self.gate.complete(self.key, grant, finish);
         }
     }
 }

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::model::Need;
 use crate::headers::stable_hash;
-use crate::key::{KeyFn, KeyHasher};
+use crate::key::{KeyCache, KeyFn, KeyHasher};
 use crate::{Deadline, RequestCost};
 
 type CostFn = dyn Fn(&Parts) -> u64 + Send + Sync;
@@ -26,7 +26,6 @@ pub(crate) struct RequestFns {
 
 /// What [`RequestFns::read`] found.
 pub(crate) struct Read<B> {
-    pub(crate) key: u64,
     pub(crate) need: Need,
     pub(crate) deadline: Option<Instant>,
     pub(crate) req: Request<B>,
@@ -53,8 +52,21 @@ impl RequestFns {
         }));
     }
 
-    /// Reads `req`. Without user functions nothing is moved or allocated.
-    pub(crate) fn read<B>(&self, req: Request<B>, hasher: &KeyHasher) -> Read<B> {
+    /// The key of `req` (the default one remembered in `cache`). The
+    /// request is taken and given back: a custom key function sees `Parts`.
+    pub(crate) fn key<B>(
+        &self,
+        req: Request<B>,
+        hasher: &KeyHasher,
+        cache: &mut KeyCache,
+    ) -> (u64, Request<B>) {
+        self.key.key_cached(req, hasher, cache)
+    }
+
+    /// Reads what `req` needs and its deadline (its key is read by
+    /// [`RequestFns::key`]). Without user functions nothing is moved or
+    /// allocated.
+    pub(crate) fn read<B>(&self, req: Request<B>) -> Read<B> {
         let ext = req.extensions();
         let deadline = ext.get::<Deadline>().map(|d| d.0);
         let given_cost = ext.get::<RequestCost>().map(|c| c.0);
@@ -64,27 +76,23 @@ impl RequestFns {
             0
         };
         if self.cost.is_none() && self.scope.is_none() {
-            let (key, req) = self.key.key(req, hasher);
             let need = Need {
                 cost: given_cost.unwrap_or(0),
                 resource: None,
                 route,
             };
             return Read {
-                key,
                 need,
                 deadline,
                 req,
             };
         }
         let (parts, body) = req.into_parts();
-        let key = self.key.key_parts(&parts, hasher);
         let cost = given_cost
             .or_else(|| self.cost.as_ref().map(|f| f(&parts)))
             .unwrap_or(0);
         let resource = self.scope.as_ref().and_then(|f| f(&parts));
         Read {
-            key,
             need: Need {
                 cost,
                 resource,

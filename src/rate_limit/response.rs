@@ -37,13 +37,14 @@ impl Outcome {
     /// Retry-After on other statuses means something else (a redirect's
     /// delay) and is ignored.
     pub(crate) fn read(status: StatusCode, headers: &HeaderMap) -> Outcome {
-        // The common header-less reply costs no lookup and no clock read.
+        // The common header-less reply costs no lookup; one without a hint
+        // header, a scan of its names and no clock read.
         let (grpc, hints) = if headers.is_empty() {
             (None, headers::Hints::default())
         } else {
             (
                 headers.get("grpc-status").map(|v| v.as_bytes()),
-                headers::hints(headers, SystemTime::now()),
+                headers::hints_with_clock(headers, SystemTime::now),
             )
         };
         let exhausted = grpc == Some(GRPC_RESOURCE_EXHAUSTED);
@@ -67,6 +68,14 @@ impl Outcome {
             hold: if throttled { wait } else { None },
             limits: (!hints.limits.is_empty()).then_some(hints.limits),
         }
+    }
+}
+
+impl Outcome {
+    /// Accepted, and nothing else to learn: no throttle, no rate-limit
+    /// header.
+    pub(super) fn is_plain_accept(&self) -> bool {
+        self.accepted && !self.throttled && self.limits.is_none()
     }
 }
 

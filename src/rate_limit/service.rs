@@ -9,11 +9,12 @@ use http::{Request, Response};
 use tower_service::Service;
 
 use super::future::ResponseFuture;
-use super::permit::{acquire, Acquire};
+use super::permit::{acquire, fast, Acquire};
 use super::refusal::{Refusal, WaitForPermit};
 use super::request::RequestFns;
 use super::table::Gate;
 use super::{GateStats, RateLimitAwareLayer};
+use crate::key::KeyCache;
 
 /// Holds or paces requests to a rate-limited service; made by
 /// [`RateLimitAwareLayer`].
@@ -37,6 +38,9 @@ pub struct RateLimitAware<S, R = WaitForPermit> {
     inner: S,
     gate: Arc<Gate>,
     fns: RequestFns,
+    /// The last default key computed: a run of requests to one host costs
+    /// a comparison, not a hash.
+    cache: KeyCache,
     refusal: PhantomData<fn() -> R>,
 }
 
@@ -58,6 +62,7 @@ impl<S, R> RateLimitAware<S, R> {
             inner,
             gate,
             fns,
+            cache: KeyCache::default(),
             refusal: PhantomData,
         }
     }
@@ -89,6 +94,7 @@ impl<S: Clone, R> Clone for RateLimitAware<S, R> {
             inner: self.inner.clone(),
             gate: self.gate.clone(),
             fns: self.fns.clone(),
+            cache: self.cache,
             refusal: PhantomData,
         }
     }
@@ -118,9 +124,16 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let read = self.fns.read(req, &self.gate.hasher);
+        let (key, req) = self.fns.key(req, &self.gate.hasher, &mut self.cache);
+        // A key about which nothing is known: no lock, nothing to read.
+        if let Some(mut permit) = fast(&self.gate, key) {
+            let fut = self.inner.call(req);
+            permit.mark_sent();
+            return ResponseFuture::calling(fut, Some(permit));
+        }
+        let read = self.fns.read(req);
         let req = read.req;
-        match acquire(&self.gate, read.key, read.need, read.deadline) {
+        match acquire(&self.gate, key, read.need, read.deadline) {
             Acquire::Go(mut permit) => {
                 let fut = self.inner.call(req);
                 permit.mark_sent();

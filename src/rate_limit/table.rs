@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::entry::{Decision, Entry, Parked, Waiter};
+use super::lane::{FastGrant, Lanes};
 use super::limit::Limit;
 use super::model::{Admit, Grant, Knobs, Limited, Need, Uncounted};
 use super::response::Outcome;
@@ -51,6 +52,8 @@ pub(crate) struct Gate {
     /// Seeds key hashes, so that key collisions cannot be planned (fixed
     /// with a store, so that every process names a key alike).
     pub(crate) hasher: HashKeys,
+    /// Keys about which nothing is known go without the lock.
+    pub(super) lanes: Lanes,
     state: Mutex<State>,
 }
 
@@ -114,6 +117,7 @@ impl Gate {
         Gate {
             config,
             hasher,
+            lanes: Lanes::new(Instant::now()),
             state: Mutex::new(State {
                 entries: KeyMap::default(),
                 tick: 0,
@@ -130,7 +134,7 @@ impl Gate {
     }
 
     /// Admission of a new request for `key`.
-    pub(super) fn admit(&self, key: u64, mut need: Need, deadline: Option<Instant>) -> Admission {
+    pub(super) fn admit(&self, key: u64, need: Need, deadline: Option<Instant>) -> Admission {
         let now = Instant::now();
         let config = &self.config;
         let knobs = config.knobs();
@@ -138,7 +142,32 @@ impl Gate {
         let state = &mut *guard;
         let ticket = state.next_ticket;
         state.next_ticket += 1;
-        let entry = state.entry(key, now, knobs, config);
+        let entry = state.entry(key, now, knobs, config, &self.lanes);
+        entry
+            .constraints
+            .add_accepted(self.lanes.take_accepted(key));
+        let admission = self.admit_entry(entry, now, ticket, need, deadline);
+        self.settle(key, entry, now);
+        admission
+    }
+
+    /// Opens or closes `key`'s lane after a change to its entry.
+    fn settle(&self, key: u64, entry: &mut Entry, now: Instant) {
+        let generation = entry.constraints.generation();
+        let late = self.lanes.publish(key, entry.is_open(), now, generation);
+        entry.constraints.add_accepted(late);
+    }
+
+    fn admit_entry(
+        &self,
+        entry: &mut Entry,
+        now: Instant,
+        ticket: u64,
+        mut need: Need,
+        deadline: Option<Instant>,
+    ) -> Admission {
+        let config = &self.config;
+        let knobs = config.knobs();
         if need.resource.is_none() && need.route != 0 {
             need.resource = entry.resource_of(need.route);
         }
@@ -190,11 +219,15 @@ impl Gate {
             let Some(entry) = guard.entries.get_mut(&key) else {
                 return TicketPoll::Lost;
             };
+            entry
+                .constraints
+                .add_accepted(self.lanes.take_accepted(key));
             let mut decision = entry.take_decision(ticket);
             if decision.is_none() {
                 entry.pump(now, knobs, Some(ticket), &mut wake);
                 decision = entry.take_decision(ticket);
             }
+            self.settle(key, entry, now);
             match decision {
                 Some(Decision::Granted(grant)) => Ok(grant),
                 Some(Decision::Refused(wait)) => Err(TicketPoll::Refused(wait)),
@@ -248,6 +281,37 @@ impl Gate {
         });
     }
 
+    /// The answer to a release through an open lane carried news (a
+    /// throttle, an outage, rate-limit headers), or came after the lane
+    /// closed: the table takes it as it takes any answer, for a request it
+    /// did not track in flight.
+    pub(super) fn complete_fast(&self, grant: FastGrant, outcome: &Outcome) {
+        let knobs = self.config.knobs();
+        let released_at = self.lanes.released_at(&grant);
+        let key = grant.key;
+        self.with_entry(key, |entry, now, wake| {
+            let grant = Grant {
+                released_at,
+                seq: entry.seq(),
+                generation: grant.generation,
+                need: Need::default(),
+            };
+            let next_seq = entry.next_seq();
+            let (limited, _) = entry.constraints.on_response(
+                now,
+                outcome,
+                grant,
+                Uncounted::default(),
+                next_seq,
+                knobs,
+            );
+            if let Some(limited) = limited {
+                trace_limited(key, limited, entry.queue.len());
+                entry.sweep(now, wake);
+            }
+        });
+    }
+
     /// News from the store about a key (`{prefix}:{key hex}`): pump it.
     #[cfg(feature = "redis")]
     fn poke(&self, name: &str) {
@@ -268,8 +332,12 @@ impl Gate {
             let Some(entry) = guard.entries.get_mut(&key) else {
                 return;
             };
+            entry
+                .constraints
+                .add_accepted(self.lanes.take_accepted(key));
             f(entry, now, &mut wake);
             entry.pump(now, knobs, None, &mut wake);
+            self.settle(key, entry, now);
         }
         for w in wake {
             w.wake();
@@ -303,11 +371,18 @@ impl fmt::Debug for Gate {
 impl State {
     /// The entry for `key`, created if new; at `max_keys`, idle entries are
     /// evicted first.
-    fn entry(&mut self, key: u64, now: Instant, knobs: Knobs, config: &Config) -> &mut Entry {
+    fn entry(
+        &mut self,
+        key: u64,
+        now: Instant,
+        knobs: Knobs,
+        config: &Config,
+        lanes: &Lanes,
+    ) -> &mut Entry {
         self.tick += 1;
         let max_keys = config.max_keys.max(1);
         if !self.entries.contains_key(&key) && self.entries.len() >= max_keys {
-            self.evict(now, max_keys);
+            self.evict(now, max_keys, lanes);
         }
         let tick = self.tick;
         let entry = self.entries.entry(key).or_insert_with(|| {
@@ -328,7 +403,7 @@ impl State {
     /// per many insertions: idle keys only (a key with requests waiting or in
     /// flight is in use), those that know nothing worth keeping first (their
     /// hold or reset has passed), then least recently used.
-    fn evict(&mut self, now: Instant, max_keys: usize) {
+    fn evict(&mut self, now: Instant, max_keys: usize, lanes: &Lanes) {
         let target = max_keys - max_keys / 8;
         let excess = (self.entries.len() + 1).saturating_sub(target);
         let mut idle: Vec<(bool, u64, u64)> = self
@@ -344,6 +419,7 @@ impl State {
         idle.select_nth_unstable_by_key(n - 1, |&(knows, used, _)| (knows, used));
         for &(_, _, key) in &idle[..n] {
             self.entries.remove(&key);
+            lanes.close(key);
         }
         tracing::debug!(
             evicted = n,

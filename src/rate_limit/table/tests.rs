@@ -169,3 +169,91 @@ async fn eviction_keeps_keys_in_use_and_drops_idle_ones_first() {
     busy.finish(Some(&ok()));
     assert_eq!(g.stats().in_flight, 0);
 }
+
+fn throttle(retry_after: Option<&str>) -> Outcome {
+    let mut headers = HeaderMap::new();
+    if let Some(secs) = retry_after {
+        headers.insert("retry-after", secs.parse().unwrap());
+    }
+    Outcome::read(StatusCode::TOO_MANY_REQUESTS, &headers)
+}
+
+/// A gate that knows nothing of any key: no limits, no slow start.
+fn open_config() -> Config {
+    Config {
+        limits: Arc::from(Vec::new()),
+        ..config()
+    }
+}
+
+fn fast_go(g: &Arc<Gate>, key: u64) -> Permit {
+    let mut p = crate::rate_limit::permit::fast(g, key).expect("the key's lane is open");
+    p.mark_sent();
+    p
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_key_about_which_nothing_is_known_goes_by_its_lane_until_a_throttle_closes_it() {
+    let g = gate(open_config());
+    assert!(
+        crate::rate_limit::permit::fast(&g, 1).is_none(),
+        "unknown yet"
+    );
+    // The first release begins the key's period: from then on its lane is open.
+    go(acquire(&g, 1, Need::default(), None)).finish(Some(&ok()));
+    for _ in 0..10 {
+        fast_go(&g, 1).finish(Some(&ok()));
+    }
+    assert_eq!(g.stats().in_flight, 0);
+    fast_go(&g, 1).finish(Some(&throttle(Some("2"))));
+    assert!(crate::rate_limit::permit::fast(&g, 1).is_none(), "held");
+    assert_eq!(g.stats().limited_keys, 1);
+    let mut held = wait(acquire(&g, 1, Need::default(), None));
+    assert!(poll(&mut held).is_pending());
+    tokio::time::advance(Duration::from_secs(2)).await;
+    assert!(matches!(poll(&mut held), Poll::Ready(Ok(_))));
+    // Another key is not concerned.
+    go(acquire(&g, 2, Need::default(), None)).finish(Some(&ok()));
+    assert!(crate::rate_limit::permit::fast(&g, 2).is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn answers_counted_on_the_lane_teach_the_learner_as_any_other() {
+    let g = gate(open_config());
+    go(acquire(&g, 1, Need::default(), None)).finish(Some(&ok()));
+    // 100 accepted a second for a second, through the lane.
+    for _ in 0..100 {
+        tokio::time::advance(Duration::from_millis(10)).await;
+        fast_go(&g, 1).finish(Some(&ok()));
+    }
+    // A bare 429: the learner's first guess is half the rate accepted
+    // (50/s), not half of the one release the table saw (0.5/s).
+    fast_go(&g, 1).finish(Some(&throttle(None)));
+    let mut waits = Vec::new();
+    for _ in 0..3 {
+        match acquire(&g, 1, Need::default(), None) {
+            Acquire::Go(p) => {
+                waits.push(Duration::ZERO);
+                p.finish(Some(&ok()));
+            }
+            Acquire::Wait(mut w, _) => {
+                let start = Instant::now();
+                let p = loop {
+                    if let Poll::Ready(Ok(p)) = poll(&mut w) {
+                        break p;
+                    }
+                    assert!(start.elapsed() < Duration::from_secs(10), "never released");
+                    tokio::time::advance(Duration::from_millis(1)).await;
+                };
+                waits.push(start.elapsed());
+                p.finish(Some(&ok()));
+            }
+            Acquire::Refuse(d) => panic!("refused for {d:?}"),
+        }
+    }
+    assert!(
+        waits.iter().all(|d| *d <= Duration::from_millis(50)),
+        "paced at the learned rate: {waits:?}"
+    );
+    assert!(waits.iter().any(|d| !d.is_zero()), "paced: {waits:?}");
+}
