@@ -198,6 +198,8 @@ pub struct GateStats {
     pub limited_keys: usize,
     /// Requests waiting for a release.
     pub waiting: usize,
-    /// Requests released and not yet answered.
+    /// Requests released and not yet answered, of keys the gate paces or
+    /// probes: a key about which nothing is known sends its requests by a
+    /// lock-free fast lane that does not count them.
     pub in_flight: usize,
 }
