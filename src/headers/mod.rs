@@ -312,6 +312,12 @@ pub fn hints(headers: &HeaderMap, now: SystemTime) -> Hints {
     hints_with_clock(headers, || now)
 }
 
+/// Whether `headers` hold any header [`hints`] reads (`Date` aside): one
+/// scan of their names.
+pub(crate) fn has_hints(headers: &HeaderMap) -> bool {
+    !headers.is_empty() && !Seen::scan(headers).is_empty()
+}
+
 /// [`hints`], reading the clock (`now`) only when a hint header is there:
 /// the common reply without one costs a scan of its names.
 pub(crate) fn hints_with_clock(headers: &HeaderMap, now: impl FnOnce() -> SystemTime) -> Hints {

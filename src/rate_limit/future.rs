@@ -15,7 +15,6 @@ use tower_service::Service;
 
 use super::permit::{Permit, Waiting};
 use super::refusal::Refusal;
-use super::response::Outcome;
 
 pin_project! {
     /// Response future of [`RateLimitAware`](super::RateLimitAware).
@@ -130,9 +129,7 @@ where
                     let result = ready!(fut.poll(cx));
                     if let Some(permit) = this.permit.take() {
                         match &result {
-                            Ok(res) => {
-                                permit.finish(Some(&Outcome::read(res.status(), res.headers())))
-                            }
+                            Ok(res) => permit.finish_response(res.status(), res.headers()),
                             Err(_) => permit.finish(None),
                         }
                     }

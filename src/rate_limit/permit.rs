@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use http::{HeaderMap, StatusCode};
 use tokio::time::{Instant, Sleep};
 
 use super::lane::FastGrant;
@@ -90,6 +91,18 @@ impl Permit {
         self.sent = true;
     }
 
+    /// The inner service answered with `status` and `headers`.
+    pub(crate) fn finish_response(self, status: StatusCode, headers: &HeaderMap) {
+        if let Held::Fast(grant) = self.grant {
+            // Through an open lane, a plain answer is one increment.
+            // (Dropping a fast permit gives nothing back: nothing was taken.)
+            if Outcome::is_plain(status, headers) && self.gate.lanes.count_accepted(&grant) {
+                return;
+            }
+        }
+        self.finish(Some(&Outcome::read(status, headers)));
+    }
+
     /// The inner service answered (or failed, with `None`).
     pub(crate) fn finish(mut self, outcome: Option<&Outcome>) {
         self.done = true;
@@ -99,11 +112,7 @@ impl Permit {
                     .complete(self.key, grant, Finish::Answered(outcome))
             }
             (Held::Tracked(grant), None) => self.gate.complete(self.key, grant, Finish::Failed),
-            (Held::Fast(grant), Some(outcome)) => {
-                if !(outcome.is_plain_accept() && self.gate.lanes.count_accepted(&grant)) {
-                    self.gate.complete_fast(grant, outcome);
-                }
-            }
+            (Held::Fast(grant), Some(outcome)) => self.gate.complete_fast(grant, outcome),
             // Nothing was taken for it, and nothing came back.
             (Held::Fast(_), None) => {}
         }
