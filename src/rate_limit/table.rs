@@ -143,12 +143,16 @@ impl Gate {
         let ticket = state.next_ticket;
         state.next_ticket += 1;
         let entry = state.entry(key, now, knobs, config, &self.lanes);
-        entry
-            .constraints
-            .add_accepted(self.lanes.take_accepted(key));
+        self.fold(key, entry);
         let admission = self.admit_entry(entry, now, ticket, need, deadline);
         self.settle(key, entry, now);
         admission
+    }
+
+    /// Before a change to `key`'s entry: the plain answers its lane counted.
+    fn fold(&self, key: u64, entry: &mut Entry) {
+        let accepted = self.lanes.take_accepted(key);
+        entry.constraints.add_accepted(accepted);
     }
 
     /// Opens or closes `key`'s lane after a change to its entry.
@@ -219,9 +223,7 @@ impl Gate {
             let Some(entry) = guard.entries.get_mut(&key) else {
                 return TicketPoll::Lost;
             };
-            entry
-                .constraints
-                .add_accepted(self.lanes.take_accepted(key));
+            self.fold(key, entry);
             let mut decision = entry.take_decision(ticket);
             if decision.is_none() {
                 entry.pump(now, knobs, Some(ticket), &mut wake);
@@ -332,9 +334,7 @@ impl Gate {
             let Some(entry) = guard.entries.get_mut(&key) else {
                 return;
             };
-            entry
-                .constraints
-                .add_accepted(self.lanes.take_accepted(key));
+            self.fold(key, entry);
             f(entry, now, &mut wake);
             entry.pump(now, knobs, None, &mut wake);
             self.settle(key, entry, now);
