@@ -46,9 +46,13 @@ const FIRST_GUESS: f64 = 0.5;
 /// Floor on any learned rate (requests per second), as AWS's.
 const MIN_RATE: f64 = 0.5;
 const MAX_RATE: f64 = 1e7;
-/// Time for the rate to double after a good fit, and after a guess.
-const PROBE_FITTED: f64 = 20.0;
+/// Time for the rate to double past the last measure after a good fit or
+/// measure, after a guess, and after the first period's cautious guess.
+const PROBE_FITTED: f64 = 4.5;
 const PROBE_GUESSED: f64 = 2.0;
+const PROBE_HINTED: f64 = 0.25;
+/// Accepted requests a measure needs to be believed as it is.
+const MEASURED: f64 = 8.0;
 
 /// One active period, as measured when a throttle closed it.
 #[derive(Debug, Clone, Copy)]
@@ -60,8 +64,17 @@ pub(super) struct Period {
     /// The period began after a hold (or on a fresh key), so the server's
     /// bucket was presumably full: the point can be fitted.
     pub(super) after_hold: bool,
+    /// The period began right after a throttle the key was not held for:
+    /// the server's bucket was empty then (and `secs`, `accepted` count from
+    /// that throttle).
+    pub(super) from_empty: bool,
     /// The period included slow start.
     pub(super) slow_start: bool,
+    /// The throttle's wait hint, if short enough to be probed (seconds).
+    pub(super) hint: Option<f64>,
+    /// The refill rate implied by the drain of the server's bucket before
+    /// the throttle (see `Meter`), given the burst the learner knows.
+    pub(super) drained: Option<f64>,
     /// Accepted per second since the previous throttle, holds included.
     pub(super) sustained: Option<f64>,
 }
@@ -71,6 +84,12 @@ pub(super) struct Learner {
     /// Pacing rate set by the last throttle; `None` until one period has
     /// been measured (the key is then probed by slow start, if enabled).
     base: Option<f64>,
+    /// The rate last measured (CUBIC's `W_max`): the pace climbs back to it
+    /// slowly, then probes beyond it ever faster.
+    w_max: f64,
+    /// Seconds for the probe to double the rate past `w_max`.
+    tau: f64,
+    /// Whether the rate came from a fit or a measure (not a guess).
     fitted: bool,
     since: Instant,
     /// GCRA theoretical arrival time of the next release.
@@ -93,6 +112,8 @@ impl Learner {
     pub(super) fn new(now: Instant) -> Self {
         Learner {
             base: None,
+            w_max: 0.0,
+            tau: PROBE_GUESSED,
             fitted: false,
             since: now,
             tat: now,
@@ -101,16 +122,41 @@ impl Learner {
         }
     }
 
-    /// The pacing rate now, if one has been learned.
+    /// The server's burst, as far as known: what it accepted in the first
+    /// period (from full, on a fresh key), or the last fit's.
+    pub(super) fn burst(&self) -> Option<f64> {
+        match (self.line, self.point) {
+            (Some((_, burst)), _) => Some(burst.max(1.0)),
+            (None, Some(p)) => Some(p.accepted.max(1.0)),
+            (None, None) => None,
+        }
+    }
+
+    /// The pacing rate now, if one has been learned: CUBIC's window
+    /// (RFC 9438 §4.2) in requests per second, `W_max × (1 + ((t − K) ÷ τ)³)`
+    /// with `K` such that it starts at the base — flat near the rate last
+    /// measured, faster the further past it.
     pub(super) fn rate(&self, now: Instant) -> Option<f64> {
         let base = self.base?;
-        let tau = if self.fitted {
-            PROBE_FITTED
-        } else {
-            PROBE_GUESSED
-        };
-        let x = secs_between(self.since, now) / tau;
-        Some((base * (1.0 + x * x * x)).min(MAX_RATE))
+        let w_max = self.w_max.max(base);
+        let k = self.tau * (1.0 - base / w_max).cbrt();
+        let x = (secs_between(self.since, now) - k) / self.tau;
+        Some((w_max * (1.0 + x * x * x)).clamp(base.min(w_max), MAX_RATE))
+    }
+
+    /// Whether the rate was measured or fitted (a probe may then cut a
+    /// short hint: see `short_hint`), not guessed.
+    pub(super) fn is_fitted(&self) -> bool {
+        self.base.is_some() && self.fitted
+    }
+
+    fn set(&mut self, now: Instant, w_max: f64, margin: f64, tau: f64, fitted: bool) {
+        let w_max = w_max.clamp(MIN_RATE, MAX_RATE);
+        self.base = Some((w_max * margin).max(MIN_RATE));
+        self.w_max = w_max;
+        self.tau = tau;
+        self.fitted = fitted;
+        self.since = now;
     }
 
     pub(super) fn is_measured(&self) -> bool {
@@ -152,6 +198,10 @@ impl Learner {
 
     /// A throttle closed `period`: set a new rate.
     pub(super) fn on_throttle(&mut self, now: Instant, period: Period) {
+        if period.from_empty && period.secs > 1e-3 {
+            self.measure(now, period);
+            return;
+        }
         let crude =
             (period.secs > 1e-3 && period.accepted > 0.0).then(|| period.accepted / period.secs);
         let point = (period.after_hold && crude.is_some()).then_some(Point {
@@ -175,22 +225,58 @@ impl Learner {
             self.point = point;
         }
         let current = self.rate(now);
-        let (base, fitted) = match (fit, current, crude) {
-            (Some((rate, margin)), _, _) => (rate * margin, true),
+        let floor = period.sustained.unwrap_or(0.0).max(MIN_RATE);
+        match (fit, current, crude) {
+            (Some((rate, margin)), _, _) => {
+                self.set(now, rate.max(floor), margin, PROBE_FITTED, true);
+            }
             // No fit: decrease, and to at most half of what this period
             // accepted, so that the next period is longer than this one
             // and the two can be fitted.
-            (None, Some(current), _) => (
-                (current * BETA).min(crude.map_or(f64::MAX, |c| c * FIRST_GUESS)),
-                false,
-            ),
-            (None, None, Some(crude)) => (crude * FIRST_GUESS, false),
-            (None, None, None) => return,
+            (None, Some(current), _) => {
+                let rate = (current * BETA).min(crude.map_or(f64::MAX, |c| c * FIRST_GUESS));
+                self.set(now, rate.max(floor), 1.0, PROBE_GUESSED, false);
+            }
+            // The first period, with a short hint: the server accepted this
+            // many and then asked for up to the hint, so it takes at least
+            // that many per period and hint — a cautious start, probed up
+            // fast.
+            (None, None, Some(_)) if period.hint.is_some() => {
+                let hint = period.hint.unwrap_or(0.0);
+                let rate = period.accepted / (period.secs + hint);
+                self.set(now, rate.max(floor), 1.0, PROBE_HINTED, false);
+            }
+            (None, None, Some(crude)) => {
+                self.set(
+                    now,
+                    (crude * FIRST_GUESS).max(floor),
+                    1.0,
+                    PROBE_GUESSED,
+                    false,
+                );
+            }
+            (None, None, None) => {}
+        }
+    }
+
+    /// A period that began with the server's bucket empty (a throttle the
+    /// key was not held for) and ended empty (this throttle): what the
+    /// server accepted in it is its refill rate, exactly, unless the bucket
+    /// overflowed in between (the gate sent too little for a while), which
+    /// makes the measure read low; the probe above it then corrects it.
+    fn measure(&mut self, now: Instant, period: Period) {
+        let measured = (period.accepted / period.secs).max(period.drained.unwrap_or(0.0));
+        if period.accepted >= MEASURED {
+            self.set(now, measured, FIT_MARGIN, PROBE_FITTED, true);
+            return;
+        }
+        // Few accepted: a rough measure. Cut by half at most, and never
+        // below it.
+        let rate = match self.rate(now) {
+            Some(current) => (current * FIRST_GUESS).max(measured).min(current),
+            None => measured,
         };
-        let floor = period.sustained.unwrap_or(0.0).max(MIN_RATE);
-        self.base = Some(base.max(floor).min(MAX_RATE));
-        self.fitted = fitted;
-        self.since = now;
+        self.set(now, rate, 1.0, PROBE_GUESSED, self.fitted);
     }
 }
 
@@ -233,7 +319,10 @@ mod tests {
             secs,
             accepted,
             after_hold: true,
+            from_empty: false,
             slow_start: false,
+            hint: None,
+            drained: None,
             sustained: None,
         }
     }

@@ -136,6 +136,7 @@ mod future;
 mod layer;
 mod learner;
 mod limit;
+mod meter;
 mod model;
 mod permit;
 mod quota;
@@ -146,6 +147,7 @@ mod response;
 mod service;
 #[cfg(feature = "redis")]
 mod shared;
+mod short_hint;
 mod slow_start;
 #[cfg(feature = "redis")]
 mod store;

@@ -1,0 +1,190 @@
+//! Measures a key's *active periods* for the learner: from the first release
+//! after a throttle (or on a fresh key) to the next throttle, how long it
+//! lasted and how many requests the server accepted in it, and in what state
+//! the server's limiter presumably was when it began.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::learner::Period;
+use super::model::Grant;
+use super::time::secs_between;
+
+/// How the server's limiter presumably was when the current period began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Start {
+    /// Full: a fresh key, or after a hold long enough to refill it.
+    Full,
+    /// Empty: the period began at a throttle the gate did not hold the key
+    /// for (a short hint, see `short_hint`), so the server had just refused.
+    Empty,
+    /// Neither is known.
+    Unknown,
+}
+
+/// Checkpoints of the accepted count kept since the last throttle, and
+/// their spacing: the last few seconds, in which the server's bucket last
+/// overflowed, if it did.
+const CHECKPOINTS: usize = 64;
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
+/// The shortest stretch a drain is measured over.
+const MIN_DRAIN: f64 = 0.1;
+
+#[derive(Debug, Clone)]
+pub(super) struct Meter {
+    /// `(time, accepted since the last throttle)`, a ring.
+    checkpoints: [(Instant, u64); CHECKPOINTS],
+    /// Checkpoints written since the last throttle.
+    written: usize,
+    /// First release of the period; `None` until one happens.
+    start: Option<Instant>,
+    accepted: u64,
+    state: Start,
+    slow_start: bool,
+    last_throttle: Option<Instant>,
+    accepted_since_throttle: u64,
+    /// With a store: responses all processes had seen accepted when the
+    /// period began, and at the last throttle. The period's count is then
+    /// the fleet's, not this process's share.
+    fleet_at_start: Option<u64>,
+    fleet_at_throttle: Option<u64>,
+}
+
+impl Meter {
+    pub(super) fn new() -> Self {
+        let now = Instant::now();
+        Meter {
+            checkpoints: [(now, 0); CHECKPOINTS],
+            written: 0,
+            start: None,
+            accepted: 0,
+            // A key never seen is presumably at its full burst.
+            state: Start::Full,
+            slow_start: false,
+            last_throttle: None,
+            accepted_since_throttle: 0,
+            fleet_at_start: None,
+            fleet_at_throttle: None,
+        }
+    }
+
+    /// A release: the first one opens the period.
+    pub(super) fn on_grant(&mut self, now: Instant, slow_start: bool, fleet: Option<u64>) {
+        if self.start.is_none() {
+            self.start = Some(now);
+            self.slow_start = slow_start;
+            self.fleet_at_start = fleet;
+        }
+    }
+
+    /// Whether a response to `grant` belongs to the current period: a
+    /// throttle for a request released before it began belongs to the
+    /// episode already learned from.
+    pub(super) fn covers(&self, grant: Grant) -> bool {
+        self.start.is_some_and(|s| grant.released_at >= s)
+    }
+
+    pub(super) fn accepted(&self) -> u64 {
+        self.accepted
+    }
+
+    pub(super) fn on_accepted(&mut self, now: Instant, grant: Grant) {
+        if self.covers(grant) {
+            self.accepted += 1;
+        }
+        let last = self
+            .written
+            .checked_sub(1)
+            .map(|i| self.checkpoints[i % CHECKPOINTS].0);
+        if self.last_throttle.is_some()
+            && last.is_none_or(|t| now.saturating_duration_since(t) >= CHECKPOINT_EVERY)
+        {
+            self.checkpoints[self.written % CHECKPOINTS] = (now, self.accepted_since_throttle);
+            self.written += 1;
+        }
+        self.accepted_since_throttle += 1;
+    }
+
+    /// The server's refill rate implied by the stretch before a throttle at
+    /// `now` in which a bucket of `burst` drained: a bucket last full at `s`
+    /// and empty at `now` accepted `burst + rate × (now − s)`, so the rate is
+    /// at least `(accepted since s − burst) ÷ (now − s)` for every `s`, with
+    /// equality at the last instant it was full.
+    fn drained(&self, now: Instant, burst: f64) -> Option<f64> {
+        let first = self.written.saturating_sub(CHECKPOINTS);
+        (first..self.written)
+            .map(|i| self.checkpoints[i % CHECKPOINTS])
+            .filter_map(|(t, count)| {
+                let secs = secs_between(t, now);
+                let accepted = self.accepted_since_throttle.saturating_sub(count) as f64;
+                (secs >= MIN_DRAIN).then(|| (accepted - burst) / secs)
+            })
+            .max_by(f64::total_cmp)
+    }
+
+    /// Starts afresh with the server presumably full (after an outage, or a
+    /// probe that showed a hint was meant).
+    pub(super) fn restart(&mut self) {
+        self.start = None;
+        self.accepted = 0;
+        self.state = Start::Full;
+    }
+
+    /// A throttle closes the period. `next` is how the next one begins.
+    /// `fleet` is what all processes saw accepted, with a store.
+    /// `burst` is the server's burst, as far as the learner knows it.
+    pub(super) fn close(
+        &mut self,
+        now: Instant,
+        next: Start,
+        fleet: Option<u64>,
+        burst: Option<f64>,
+    ) -> Period {
+        // With a store, the local count is this process's share only.
+        let drained = burst
+            .filter(|_| fleet.is_none())
+            .and_then(|b| self.drained(now, b));
+        if let Some(total) = fleet {
+            // What all processes saw accepted, rather than this one's share.
+            if let Some(at_start) = self.fleet_at_start {
+                self.accepted = total.saturating_sub(at_start);
+            }
+            if let Some(at_throttle) = self.fleet_at_throttle {
+                self.accepted_since_throttle = total.saturating_sub(at_throttle);
+            }
+        }
+        let start = self.start.unwrap_or(now);
+        let sustained = self.last_throttle.and_then(|t| {
+            let secs = secs_between(t, now);
+            (secs > 0.0).then(|| self.accepted_since_throttle as f64 / secs)
+        });
+        // From an empty bucket, the period counts from the throttle that
+        // emptied it, with every request accepted since (those in flight
+        // then included), not from the first release after it.
+        let (from, accepted) = match (self.state, self.last_throttle) {
+            (Start::Empty, Some(t)) => (t, self.accepted_since_throttle),
+            _ => (start, self.accepted),
+        };
+        let period = Period {
+            secs: secs_between(from, now),
+            accepted: accepted as f64,
+            after_hold: self.state == Start::Full,
+            from_empty: self.state == Start::Empty,
+            slow_start: self.slow_start,
+            hint: None,
+            drained,
+            sustained,
+        };
+        self.start = None;
+        self.accepted = 0;
+        self.state = next;
+        self.slow_start = false;
+        self.last_throttle = Some(now);
+        self.accepted_since_throttle = 0;
+        self.written = 0;
+        self.fleet_at_start = None;
+        self.fleet_at_throttle = fleet;
+        period
+    }
+}
