@@ -16,8 +16,9 @@
 //! * The probe is accepted: the hint was an upper bound. The key is paced at
 //!   the rate learned from the throttle, without waiting out the hint.
 //! * The probe is throttled too: the hint was meant (a fixed window that
-//!   reopens only at its end, a penalty box). The key is held until the end
-//!   of the first hint, as any hint holds it, and learns as after a hold.
+//!   reopens only at its end, a penalty box). The key is held for the
+//!   probe's own hint (and at least to the end of the first), as any hint
+//!   holds it, and learns as after a hold.
 //!
 //! Either way the refused request itself is answered at once with its hint,
 //! so a retry layer above waits it out for that request. A probe costs at
