@@ -96,6 +96,17 @@ impl Constraints {
         self.shared = Some(shared);
     }
 
+    /// Whether the key is shared with other processes through a store: its
+    /// short hints are then held (and published), not probed — one
+    /// process's probe says nothing of what the others send meanwhile.
+    fn is_shared(&self) -> bool {
+        #[cfg(feature = "redis")]
+        if self.shared.is_some() {
+            return true;
+        }
+        false
+    }
+
     /// With a store: responses accepted by all processes so far.
     fn fleet_accepted(&self) -> Option<u64> {
         #[cfg(feature = "redis")]

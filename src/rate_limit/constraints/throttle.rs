@@ -53,7 +53,7 @@ impl Constraints {
         } else {
             None
         };
-        let short = hint.filter(|h| *h <= SHORT_HINT && resource.is_none());
+        let short = hint.filter(|h| *h <= SHORT_HINT && resource.is_none() && !self.is_shared());
         // A short hint may be probed when the throttle teaches the rate.
         let probed = short.filter(|_| learns && backoff.is_none());
         let mut limited = None;
