@@ -148,7 +148,7 @@ impl Constraints {
 
     /// After a hold, or once what was known has expired: unless something
     /// paces the key, requests come back as from a fresh key — one probe,
-    /// then doubling — not all at once into a limiter that may still be
+    /// then a growing window — not all at once into a limiter that may still be
     /// tight.
     fn ramp_up(&mut self, now: Instant, knobs: Knobs) {
         let paced = self.quota_paces()
