@@ -96,17 +96,6 @@ impl Constraints {
         self.shared = Some(shared);
     }
 
-    /// Whether the key is shared with other processes through a store: its
-    /// short hints are then held (and published), not probed — one
-    /// process's probe says nothing of what the others send meanwhile.
-    fn is_shared(&self) -> bool {
-        #[cfg(feature = "redis")]
-        if self.shared.is_some() {
-            return true;
-        }
-        false
-    }
-
     /// With a store: responses accepted by all processes so far.
     fn fleet_accepted(&self) -> Option<u64> {
         #[cfg(feature = "redis")]
@@ -128,7 +117,13 @@ impl Constraints {
         if let Some(rate) = self.quotas.request_rate() {
             return Some(Shared::quota_pace(rate));
         }
-        let learned = self.learner.as_ref().and_then(|l| l.rate(now));
+        // A guess is paced locally: reserved in Redis, one process's
+        // cautious guess would space every process's releases by it.
+        let learned = self
+            .learner
+            .as_ref()
+            .filter(|l| l.is_fitted())
+            .and_then(|l| l.rate(now));
         let rate = match (learned, shared.rate(now)) {
             (Some(a), Some(b)) => a.min(b),
             (a, b) => a.or(b)?,
@@ -382,7 +377,8 @@ impl Constraints {
                 // The hint was an upper bound: the key is free.
                 self.probe = None;
             }
-            self.meter.on_accepted(now, grant);
+            let fleet = self.fleet_accepted();
+            self.meter.on_accepted(now, grant, fleet);
             if let Some(ss) = &mut self.slow_start {
                 if ss.on_success(now) {
                     self.slow_start = None;

@@ -70,6 +70,9 @@ pub(super) struct Period {
     pub(super) from_empty: bool,
     /// The period included slow start.
     pub(super) slow_start: bool,
+    /// The counts are too coarse for the period's length (a store's
+    /// read-back): it measures roughly at best.
+    pub(super) coarse: bool,
     /// The throttle's wait hint, if short enough to be probed (seconds).
     pub(super) hint: Option<f64>,
     /// The refill rate implied by the drain of the server's bucket before
@@ -91,6 +94,9 @@ pub(super) struct Learner {
     tau: f64,
     /// Whether the rate came from a fit or a measure (not a guess).
     fitted: bool,
+    /// The last throttle measured roughly (few accepted): the rate was cut,
+    /// not measured.
+    rough: bool,
     since: Instant,
     /// GCRA theoretical arrival time of the next release.
     tat: Instant,
@@ -115,6 +121,7 @@ impl Learner {
             w_max: 0.0,
             tau: PROBE_GUESSED,
             fitted: false,
+            rough: false,
             since: now,
             tat: now,
             point: None,
@@ -150,12 +157,19 @@ impl Learner {
         self.base.is_some() && self.fitted
     }
 
+    /// Whether the last throttle set the rate from a fit or a full measure:
+    /// what other processes may take as the key's rate.
+    pub(super) fn is_measured_now(&self) -> bool {
+        self.is_fitted() && !self.rough
+    }
+
     fn set(&mut self, now: Instant, w_max: f64, margin: f64, tau: f64, fitted: bool) {
         let w_max = w_max.clamp(MIN_RATE, MAX_RATE);
         self.base = Some((w_max * margin).max(MIN_RATE));
         self.w_max = w_max;
         self.tau = tau;
         self.fitted = fitted;
+        self.rough = false;
         self.since = now;
     }
 
@@ -266,7 +280,7 @@ impl Learner {
     /// makes the measure read low; the probe above it then corrects it.
     fn measure(&mut self, now: Instant, period: Period) {
         let measured = (period.accepted / period.secs).max(period.drained.unwrap_or(0.0));
-        if period.accepted >= MEASURED {
+        if period.accepted >= MEASURED && !period.coarse {
             self.set(now, measured, FIT_MARGIN, PROBE_FITTED, true);
             return;
         }
@@ -277,6 +291,7 @@ impl Learner {
             None => measured,
         };
         self.set(now, rate, 1.0, PROBE_GUESSED, self.fitted);
+        self.rough = true;
     }
 }
 
@@ -321,6 +336,7 @@ mod tests {
             after_hold: true,
             from_empty: false,
             slow_start: false,
+            coarse: false,
             hint: None,
             drained: None,
             sustained: None,

@@ -28,6 +28,8 @@ pub(super) enum Start {
 /// overflowed, if it did.
 const CHECKPOINTS: usize = 64;
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
+/// With a store, the shortest period whose count is a measure (seconds).
+const FLEET_MIN_PERIOD: f64 = 0.25;
 /// The shortest stretch a drain is measured over.
 const MIN_DRAIN: f64 = 0.1;
 
@@ -85,11 +87,17 @@ impl Meter {
         self.start.is_some_and(|s| grant.released_at >= s)
     }
 
-    pub(super) fn accepted(&self) -> u64 {
-        self.accepted
+    /// Accepted in the current period: by all processes, with a store.
+    pub(super) fn accepted(&self, fleet: Option<u64>) -> u64 {
+        match (fleet, self.fleet_at_start) {
+            (Some(total), Some(at)) => total.saturating_sub(at).max(self.accepted),
+            _ => self.accepted,
+        }
     }
 
-    pub(super) fn on_accepted(&mut self, now: Instant, grant: Grant) {
+    /// An accepted response; `fleet` is what all processes saw accepted,
+    /// with a store.
+    pub(super) fn on_accepted(&mut self, now: Instant, grant: Grant, fleet: Option<u64>) {
         if self.covers(grant) {
             self.accepted += 1;
         }
@@ -100,7 +108,11 @@ impl Meter {
         if self.last_throttle.is_some()
             && last.is_none_or(|t| now.saturating_duration_since(t) >= CHECKPOINT_EVERY)
         {
-            self.checkpoints[self.written % CHECKPOINTS] = (now, self.accepted_since_throttle);
+            let count = match (fleet, self.fleet_at_throttle) {
+                (Some(total), Some(at)) => total.saturating_sub(at),
+                _ => self.accepted_since_throttle,
+            };
+            self.checkpoints[self.written % CHECKPOINTS] = (now, count);
             self.written += 1;
         }
         self.accepted_since_throttle += 1;
@@ -141,10 +153,6 @@ impl Meter {
         fleet: Option<u64>,
         burst: Option<f64>,
     ) -> Period {
-        // With a store, the local count is this process's share only.
-        let drained = burst
-            .filter(|_| fleet.is_none())
-            .and_then(|b| self.drained(now, b));
         if let Some(total) = fleet {
             // What all processes saw accepted, rather than this one's share.
             if let Some(at_start) = self.fleet_at_start {
@@ -154,6 +162,7 @@ impl Meter {
                 self.accepted_since_throttle = total.saturating_sub(at_throttle);
             }
         }
+        let drained = burst.and_then(|b| self.drained(now, b));
         let start = self.start.unwrap_or(now);
         let sustained = self.last_throttle.and_then(|t| {
             let secs = secs_between(t, now);
@@ -173,6 +182,9 @@ impl Meter {
             from_empty: self.state == Start::Empty,
             slow_start: self.slow_start,
             hint: None,
+            // A store's counts are read back every 50 ms or so: too coarse
+            // for a short period.
+            coarse: fleet.is_some() && secs_between(from, now) < FLEET_MIN_PERIOD,
             drained,
             sustained,
         };

@@ -36,9 +36,14 @@ impl Constraints {
             self.soft_episode = false;
             self.meter.restart();
             let until = until.max(hint.map_or(now, |h| after(now, h)));
-            return self
-                .hold(None, until)
-                .then(|| Limited::Held(until.saturating_duration_since(now)));
+            if !self.hold(None, until) {
+                return None;
+            }
+            #[cfg(feature = "redis")]
+            if let Some(shared) = &self.shared {
+                shared.publish_hold(until);
+            }
+            return Some(Limited::Held(until.saturating_duration_since(now)));
         }
         let closes = self.meter.covers(grant);
         // A throttle that an exhausted quota explains says nothing new of
@@ -46,14 +51,15 @@ impl Constraints {
         let explained = self.quotas.explains(now, need);
         let learns = !explained && !self.quota_paces() && closes;
         // Nothing accepted since the last throttle: back off the probes.
-        let backoff = if closes && !explained && self.meter.accepted() == 0 {
+        let fleet = self.fleet_accepted();
+        let backoff = if closes && !explained && self.meter.accepted(fleet) == 0 {
             self.futile = self.futile.saturating_add(1);
             let doubling = 2u32.saturating_pow(self.futile.saturating_sub(1).min(30));
             Some(PROBE_BACKOFF.saturating_mul(doubling).min(knobs.max_hold))
         } else {
             None
         };
-        let short = hint.filter(|h| *h <= SHORT_HINT && resource.is_none() && !self.is_shared());
+        let short = hint.filter(|h| *h <= SHORT_HINT && resource.is_none());
         // A short hint may be probed when the throttle teaches the rate.
         let probed = short.filter(|_| learns && backoff.is_none());
         let mut limited = None;
@@ -63,15 +69,18 @@ impl Constraints {
                 (None, Some(_)) => Start::Full,
                 (None, None) => Start::Unknown,
             };
-            let fleet = self.fleet_accepted();
             let burst = self.learner.as_ref().and_then(Learner::burst);
             let mut period = self.meter.close(now, next, fleet, burst);
             period.hint = probed.map(|h| h.as_secs_f64());
             let learner = self.learner.get_or_insert_with(|| Learner::new(now));
             learner.on_throttle(now, period);
+            // Only a measured rate is the fleet's: a guess would be taken
+            // by every process as the lowest.
             #[cfg(feature = "redis")]
             if let (Some(rate), Some(shared)) = (learner.rate(now), &self.shared) {
-                shared.publish_rate(rate);
+                if learner.is_measured_now() || probed.is_none() {
+                    shared.publish_rate(rate);
+                }
             }
             if !learner.is_measured() && knobs.slow_start && self.slow_start_applies() {
                 self.slow_start = Some(SlowStart::new(now));
