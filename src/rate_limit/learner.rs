@@ -159,6 +159,7 @@ impl Learner {
 
     /// Whether the last throttle set the rate from a fit or a full measure:
     /// what other processes may take as the key's rate.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(super) fn is_measured_now(&self) -> bool {
         self.is_fitted() && !self.rough
     }
@@ -397,6 +398,51 @@ mod tests {
         // After a guess, the rate doubles in PROBE_GUESSED seconds.
         let later = now + Duration::from_secs_f64(PROBE_GUESSED);
         assert_eq!(l.rate(later), Some(200.0));
+    }
+
+    #[test]
+    fn a_period_between_two_empty_buckets_measures_the_refill_rate() {
+        let now = Instant::now();
+        let mut l = Learner::new(now);
+        let mut p = period(2.0, 200.0);
+        p.after_hold = false;
+        p.from_empty = true;
+        // A stretch in which the bucket overflowed reads low; the drain
+        // before the throttle corrects it.
+        p.drained = Some(100.0);
+        p.accepted = 180.0;
+        l.on_throttle(now, p);
+        let rate = l.rate(now).unwrap();
+        assert!((rate - 100.0 * FIT_MARGIN).abs() < 1e-9, "{rate}");
+        assert!(l.is_fitted());
+    }
+
+    #[test]
+    fn probing_stays_flat_near_the_last_measure_then_speeds_up() {
+        let now = Instant::now();
+        let mut l = Learner::new(now);
+        let mut p = period(2.0, 200.0);
+        p.after_hold = false;
+        p.from_empty = true;
+        l.on_throttle(now, p);
+        let at = |s: f64| l.rate(now + Duration::from_secs_f64(s)).unwrap();
+        // Back at the measure after K = τ ∛(1 − margin), barely past it a
+        // second later, doubled τ after K.
+        let k = PROBE_FITTED * (1.0 - FIT_MARGIN).cbrt();
+        assert!((at(k) - 100.0).abs() < 1e-6);
+        assert!(at(k + 1.0) < 101.5);
+        assert!((at(k + PROBE_FITTED) - 200.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn few_accepted_cut_by_half_at_most() {
+        let now = Instant::now();
+        let mut l = Learner::new(now);
+        l.on_throttle(now, period(0.1, 20.0)); // 100/s
+        let mut p = period(0.05, 1.0);
+        p.from_empty = true;
+        l.on_throttle(now, p);
+        assert_eq!(l.rate(now), Some(50.0));
     }
 
     #[test]

@@ -3,8 +3,6 @@
 //! lasted and how many requests the server accepted in it, and in what state
 //! the server's limiter presumably was when it began.
 
-use std::time::Duration;
-
 use tokio::time::Instant;
 
 use super::learner::Period;
@@ -26,8 +24,8 @@ pub(super) enum Start {
 /// Checkpoints of the accepted count kept since the last throttle, and
 /// their spacing: the last few seconds, in which the server's bucket last
 /// overflowed, if it did.
-const CHECKPOINTS: usize = 64;
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
+const CHECKPOINTS: usize = 32;
+const CHECKPOINT_EVERY: f32 = 0.1;
 /// With a store, the shortest period whose count is a measure (seconds).
 const FLEET_MIN_PERIOD: f64 = 0.25;
 /// The shortest stretch a drain is measured over.
@@ -35,8 +33,9 @@ const MIN_DRAIN: f64 = 0.1;
 
 #[derive(Debug, Clone)]
 pub(super) struct Meter {
-    /// `(time, accepted since the last throttle)`, a ring.
-    checkpoints: [(Instant, u64); CHECKPOINTS],
+    /// `(seconds since the last throttle, accepted since it)`, a ring
+    /// (small: a key's entry carries it).
+    checkpoints: [(f32, u32); CHECKPOINTS],
     /// Checkpoints written since the last throttle.
     written: usize,
     /// First release of the period; `None` until one happens.
@@ -55,9 +54,8 @@ pub(super) struct Meter {
 
 impl Meter {
     pub(super) fn new() -> Self {
-        let now = Instant::now();
         Meter {
-            checkpoints: [(now, 0); CHECKPOINTS],
+            checkpoints: [(0.0, 0); CHECKPOINTS],
             written: 0,
             start: None,
             accepted: 0,
@@ -101,19 +99,21 @@ impl Meter {
         if self.covers(grant) {
             self.accepted += 1;
         }
-        let last = self
-            .written
-            .checked_sub(1)
-            .map(|i| self.checkpoints[i % CHECKPOINTS].0);
-        if self.last_throttle.is_some()
-            && last.is_none_or(|t| now.saturating_duration_since(t) >= CHECKPOINT_EVERY)
-        {
-            let count = match (fleet, self.fleet_at_throttle) {
-                (Some(total), Some(at)) => total.saturating_sub(at),
-                _ => self.accepted_since_throttle,
-            };
-            self.checkpoints[self.written % CHECKPOINTS] = (now, count);
-            self.written += 1;
+        if let Some(throttle) = self.last_throttle {
+            let at = secs_between(throttle, now) as f32;
+            let last = self
+                .written
+                .checked_sub(1)
+                .map(|i| self.checkpoints[i % CHECKPOINTS].0);
+            if last.is_none_or(|t| at - t >= CHECKPOINT_EVERY) {
+                let count = match (fleet, self.fleet_at_throttle) {
+                    (Some(total), Some(at)) => total.saturating_sub(at),
+                    _ => self.accepted_since_throttle,
+                };
+                let count = u32::try_from(count).unwrap_or(u32::MAX);
+                self.checkpoints[self.written % CHECKPOINTS] = (at, count);
+                self.written += 1;
+            }
         }
         self.accepted_since_throttle += 1;
     }
@@ -124,12 +124,15 @@ impl Meter {
     /// at least `(accepted since s − burst) ÷ (now − s)` for every `s`, with
     /// equality at the last instant it was full.
     fn drained(&self, now: Instant, burst: f64) -> Option<f64> {
+        let since = secs_between(self.last_throttle?, now);
         let first = self.written.saturating_sub(CHECKPOINTS);
         (first..self.written)
             .map(|i| self.checkpoints[i % CHECKPOINTS])
             .filter_map(|(t, count)| {
-                let secs = secs_between(t, now);
-                let accepted = self.accepted_since_throttle.saturating_sub(count) as f64;
+                let secs = since - f64::from(t);
+                let accepted = self
+                    .accepted_since_throttle
+                    .saturating_sub(u64::from(count)) as f64;
                 (secs >= MIN_DRAIN).then(|| (accepted - burst) / secs)
             })
             .max_by(f64::total_cmp)
@@ -198,5 +201,50 @@ impl Meter {
         self.fleet_at_start = None;
         self.fleet_at_throttle = fleet;
         period
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rate_limit::model::Need;
+    use std::time::Duration;
+
+    fn grant(at: Instant) -> Grant {
+        Grant {
+            released_at: at,
+            seq: 1,
+            generation: 0,
+            need: Need::default(),
+        }
+    }
+
+    #[test]
+    fn the_drain_before_a_throttle_gives_the_rate_despite_an_overflow() {
+        // A bucket of 100/s, burst 10, emptied by a throttle at 0: the gate
+        // then sends 50/s for 1 s (the bucket fills at 0.2 s and overflows),
+        // then 150/s until it is empty again, 0.2 s later.
+        let t0 = Instant::now();
+        let mut m = Meter::new();
+        m.on_grant(t0, false, None);
+        let _ = m.close(t0, Start::Empty, None, None);
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        for i in 1..=50 {
+            m.on_grant(ms(i * 20), false, None);
+            m.on_accepted(ms(i * 20), grant(ms(i * 20)), None);
+        }
+        let mut t = 1000.0;
+        for _ in 0..30 {
+            t += 1000.0 / 150.0;
+            let at = t0 + Duration::from_secs_f64(t / 1000.0);
+            m.on_accepted(at, grant(at), None);
+        }
+        let end = t0 + Duration::from_secs_f64(t / 1000.0);
+        let p = m.close(end, Start::Empty, None, Some(10.0));
+        assert!(p.from_empty);
+        // 80 accepted in 1.2 s reads 67/s; the drain reads about 100.
+        assert!((p.accepted / p.secs - 66.7).abs() < 1.0, "{p:?}");
+        let drained = p.drained.unwrap();
+        assert!((drained - 100.0).abs() < 12.0, "{drained}");
     }
 }
