@@ -73,7 +73,8 @@ impl Probe {
     /// take `rate` requests per second: `fitted` when measured, else a
     /// cautious guess, whose single interval is pause enough.
     pub(super) fn new(now: Instant, hint: Duration, rate: f64, fitted: bool) -> Self {
-        let pause = if !(rate > 0.0) {
+        // NaN or no rate: wait the hint out.
+        let pause = if rate.is_nan() || rate <= 0.0 {
             hint
         } else if fitted {
             crate::duration::from_secs_f64(PAUSE_INTERVALS / rate).min(hint)
