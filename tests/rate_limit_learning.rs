@@ -16,7 +16,20 @@ use tower_backoff::RateLimitAwareLayer;
 /// `workers` callers, each sending one request after another through one
 /// gate until `until` (answers are ignored: the server's log tells).
 async fn hammer(server: &MockServer, workers: usize, until: Duration) {
-    let svc = RateLimitAwareLayer::new().layer(server.service());
+    hammer_service(server.service(), workers, until).await;
+}
+
+/// `workers` callers through one gate over `server`, as [`hammer`].
+async fn hammer_service<S>(server: S, workers: usize, until: Duration)
+where
+    S: tower::Service<http::Request<String>, Response = http::Response<String>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+    S::Error: Send,
+{
+    let svc = RateLimitAwareLayer::new().layer(server);
     let end = Instant::now() + until;
     let mut tasks = Vec::new();
     for _ in 0..workers {
@@ -206,20 +219,7 @@ async fn a_meant_short_hint_costs_one_probe_then_holds() {
             Ok::<_, std::convert::Infallible>(res)
         }
     });
-    let svc = RateLimitAwareLayer::new().layer(server);
-    let end = Instant::now() + Duration::from_secs(20);
-    let mut tasks = Vec::new();
-    for _ in 0..20 {
-        let svc = svc.clone();
-        tasks.push(tokio::spawn(async move {
-            while Instant::now() < end {
-                let _ = svc.clone().oneshot(get("api.example.com")).await;
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
+    hammer_service(server, 20, Duration::from_secs(20)).await;
     let s = state.lock().unwrap();
     eprintln!(
         "{} calls, {} refused in {} shut windows",

@@ -344,6 +344,15 @@ mod tests {
         }
     }
 
+    /// A period between two throttles that each left the bucket empty.
+    fn from_empty(secs: f64, accepted: f64) -> Period {
+        Period {
+            after_hold: false,
+            from_empty: true,
+            ..period(secs, accepted)
+        }
+    }
+
     #[test]
     fn two_periods_give_the_token_bucket_rate() {
         let now = Instant::now();
@@ -404,13 +413,12 @@ mod tests {
     fn a_period_between_two_empty_buckets_measures_the_refill_rate() {
         let now = Instant::now();
         let mut l = Learner::new(now);
-        let mut p = period(2.0, 200.0);
-        p.after_hold = false;
-        p.from_empty = true;
         // A stretch in which the bucket overflowed reads low; the drain
         // before the throttle corrects it.
-        p.drained = Some(100.0);
-        p.accepted = 180.0;
+        let p = Period {
+            drained: Some(100.0),
+            ..from_empty(2.0, 180.0)
+        };
         l.on_throttle(now, p);
         let rate = l.rate(now).unwrap();
         assert!((rate - 100.0 * FIT_MARGIN).abs() < 1e-9, "{rate}");
@@ -421,10 +429,7 @@ mod tests {
     fn probing_stays_flat_near_the_last_measure_then_speeds_up() {
         let now = Instant::now();
         let mut l = Learner::new(now);
-        let mut p = period(2.0, 200.0);
-        p.after_hold = false;
-        p.from_empty = true;
-        l.on_throttle(now, p);
+        l.on_throttle(now, from_empty(2.0, 200.0));
         let at = |s: f64| l.rate(now + Duration::from_secs_f64(s)).unwrap();
         // Back at the measure after K = τ ∛(1 − margin), barely past it a
         // second later, doubled τ after K.
@@ -439,9 +444,7 @@ mod tests {
         let now = Instant::now();
         let mut l = Learner::new(now);
         l.on_throttle(now, period(0.1, 20.0)); // 100/s
-        let mut p = period(0.05, 1.0);
-        p.from_empty = true;
-        l.on_throttle(now, p);
+        l.on_throttle(now, from_empty(0.05, 1.0));
         assert_eq!(l.rate(now), Some(50.0));
     }
 

@@ -207,16 +207,10 @@ impl Meter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rate_limit::model::Need;
     use std::time::Duration;
 
     fn grant(at: Instant) -> Grant {
-        Grant {
-            released_at: at,
-            seq: 1,
-            generation: 0,
-            need: Need::default(),
-        }
+        Grant::at(at, 1)
     }
 
     #[test]

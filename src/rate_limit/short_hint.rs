@@ -142,15 +142,9 @@ pub(super) fn pause_for(now: Instant, rate: f64) -> Instant {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rate_limit::model::Need;
 
     fn grant(at: Instant) -> Grant {
-        Grant {
-            released_at: at,
-            seq: 1,
-            generation: 0,
-            need: Need::default(),
-        }
+        Grant::at(at, 1)
     }
 
     #[test]

@@ -29,12 +29,7 @@ fn need() -> Need {
 }
 
 fn grant(now: Instant, seq: u64) -> Grant {
-    Grant {
-        released_at: now,
-        seq,
-        generation: 0,
-        need: need(),
-    }
+    Grant::at(now, seq)
 }
 
 /// Releases one request at `now` and feeds its `outcome` back.
@@ -278,8 +273,8 @@ fn statements_only_lower_what_a_quota_said_not_what_another_said() {
 }
 
 /// A fresh key accepts 10 requests released at `now`, then a throttle at
-/// +10 ms says `Retry-After: 1`.
-fn burst_then_short_hint(now: Instant) -> (Constraints, Instant) {
+/// +10 ms says `Retry-After: hint` seconds.
+fn burst_then_hint(now: Instant, hint: u64) -> (Constraints, Instant, Option<Limited>) {
     let mut c = Constraints::new(now, KNOBS, &[]);
     let u = Uncounted::default();
     for _ in 1..=11 {
@@ -289,8 +284,13 @@ fn burst_then_short_hint(now: Instant) -> (Constraints, Instant) {
     for seq in 1..=10 {
         c.on_response(t1, &bare(false, None), grant(now, seq), u, 12, KNOBS);
     }
-    let r = c.on_response(t1, &bare(true, Some(1)), grant(now, 11), u, 12, KNOBS);
-    assert_eq!(r.0, Some(Limited::Throttled), "probed, not held");
+    let r = c.on_response(t1, &bare(true, Some(hint)), grant(now, 11), u, 12, KNOBS);
+    (c, t1, r.0)
+}
+
+fn burst_then_short_hint(now: Instant) -> (Constraints, Instant) {
+    let (c, t1, limited) = burst_then_hint(now, 1);
+    assert_eq!(limited, Some(Limited::Throttled), "probed, not held");
     (c, t1)
 }
 
@@ -343,16 +343,7 @@ fn a_refused_probe_holds_the_key_until_the_hint_ends() {
 #[test]
 fn a_long_hint_is_held_for_whole_even_on_a_learned_key() {
     let now = Instant::now();
-    let mut c = Constraints::new(now, KNOBS, &[]);
-    let u = Uncounted::default();
-    for _ in 1..=11 {
-        c.on_grant(now, &need());
-    }
-    let t1 = now + Duration::from_millis(10);
-    for seq in 1..=10 {
-        c.on_response(t1, &bare(false, None), grant(now, seq), u, 12, KNOBS);
-    }
-    let r = c.on_response(t1, &bare(true, Some(60)), grant(now, 11), u, 12, KNOBS);
-    assert_eq!(r.0, Some(Limited::Held(secs(60))));
+    let (mut c, t1, limited) = burst_then_hint(now, 60);
+    assert_eq!(limited, Some(Limited::Held(secs(60))));
     assert_eq!(admit(&mut c, t1, &need()), Admit::At(t1 + secs(60)));
 }
