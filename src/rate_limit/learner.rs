@@ -129,12 +129,14 @@ impl Learner {
         }
     }
 
-    /// The server's burst, as far as known: what it accepted in the first
-    /// period (from full, on a fresh key), or the last fit's.
-    pub(super) fn burst(&self) -> Option<f64> {
+    /// The server's burst, as far as known, as `(accepted, secs)`: a
+    /// period that began full and ended empty accepted `burst + rate × secs`
+    /// — the first one (on a fresh key), or the last fit's burst with no
+    /// time.
+    pub(super) fn burst(&self) -> Option<(f64, f64)> {
         match (self.line, self.point) {
-            (Some((_, burst)), _) => Some(burst.max(1.0)),
-            (None, Some(p)) => Some(p.accepted.max(1.0)),
+            (Some((_, burst)), _) => Some((burst.max(1.0), 0.0)),
+            (None, Some(p)) => Some((p.accepted.max(1.0), p.secs)),
             (None, None) => None,
         }
     }

@@ -119,21 +119,24 @@ impl Meter {
     }
 
     /// The server's refill rate implied by the stretch before a throttle at
-    /// `now` in which a bucket of `burst` drained: a bucket last full at `s`
-    /// and empty at `now` accepted `burst + rate × (now − s)`, so the rate is
-    /// at least `(accepted since s − burst) ÷ (now − s)` for every `s`, with
-    /// equality at the last instant it was full.
-    fn drained(&self, now: Instant, burst: f64) -> Option<f64> {
+    /// `now` in which its bucket drained: a bucket last full at `s` and
+    /// empty at `now` accepted `burst + rate × (now − s)`, so the rate is at
+    /// least `(accepted since s − burst) ÷ (now − s)` for every `s`, with
+    /// equality at the last instant it was full. The burst is known as
+    /// `(a0, t0)`: a period from full to empty that accepted
+    /// `a0 = burst + rate × t0`, so the rate is
+    /// `(accepted since s − a0) ÷ (now − s − t0)`.
+    fn drained(&self, now: Instant, (a0, t0): (f64, f64)) -> Option<f64> {
         let since = secs_between(self.last_throttle?, now);
         let first = self.written.saturating_sub(CHECKPOINTS);
         (first..self.written)
             .map(|i| self.checkpoints[i % CHECKPOINTS])
             .filter_map(|(t, count)| {
-                let secs = since - f64::from(t);
+                let secs = since - f64::from(t) - t0;
                 let accepted = self
                     .accepted_since_throttle
                     .saturating_sub(u64::from(count)) as f64;
-                (secs >= MIN_DRAIN).then(|| (accepted - burst) / secs)
+                (secs >= MIN_DRAIN).then(|| (accepted - a0) / secs)
             })
             .max_by(f64::total_cmp)
     }
@@ -148,13 +151,14 @@ impl Meter {
 
     /// A throttle closes the period. `next` is how the next one begins.
     /// `fleet` is what all processes saw accepted, with a store.
-    /// `burst` is the server's burst, as far as the learner knows it.
+    /// `burst` is the server's burst, as far as the learner knows it (see
+    /// `drained`).
     pub(super) fn close(
         &mut self,
         now: Instant,
         next: Start,
         fleet: Option<u64>,
-        burst: Option<f64>,
+        burst: Option<(f64, f64)>,
     ) -> Period {
         if let Some(total) = fleet {
             // What all processes saw accepted, rather than this one's share.
@@ -234,7 +238,7 @@ mod tests {
             m.on_accepted(at, grant(at), None);
         }
         let end = t0 + Duration::from_secs_f64(t / 1000.0);
-        let p = m.close(end, Start::Empty, None, Some(10.0));
+        let p = m.close(end, Start::Empty, None, Some((10.0, 0.0)));
         assert!(p.from_empty);
         // 80 accepted in 1.2 s reads 67/s; the drain reads about 100.
         assert!((p.accepted / p.secs - 66.7).abs() < 1.0, "{p:?}");
