@@ -16,7 +16,20 @@ use tower_backoff::RateLimitAwareLayer;
 /// `workers` callers, each sending one request after another through one
 /// gate until `until` (answers are ignored: the server's log tells).
 async fn hammer(server: &MockServer, workers: usize, until: Duration) {
-    let svc = RateLimitAwareLayer::new().layer(server.service());
+    hammer_service(server.service(), workers, until).await;
+}
+
+/// `workers` callers through one gate over `server`, as [`hammer`].
+async fn hammer_service<S>(server: S, workers: usize, until: Duration)
+where
+    S: tower::Service<http::Request<String>, Response = http::Response<String>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+    S::Error: Send,
+{
+    let svc = RateLimitAwareLayer::new().layer(server);
     let end = Instant::now() + until;
     let mut tasks = Vec::new();
     for _ in 0..workers {
@@ -131,10 +144,93 @@ async fn follows(mode: Mode, rise: usize) {
 
 #[tokio::test(start_paused = true)]
 async fn the_learned_rate_follows_a_server_whose_rate_changes_retry_after() {
-    // Back up within 30 s, not 10: every probe above a fitted rate that
-    // overshoots costs a `Retry-After` hold, so the rate climbs back slowly
-    // (a cubic of the time since the last throttle).
-    follows(Mode::RetryAfter, 30).await;
+    // A probe above the learned rate that overshoots costs one refused call
+    // and a pause of a few intervals, not the whole-second hold the hint
+    // names, so the rate may climb back as fast as after a bare 429.
+    follows(Mode::RetryAfter, 10).await;
+}
+
+/// A server that says only `429, Retry-After: 1` (a token bucket of 100/s,
+/// burst 10, rounding its 10 ms wait up to a second): after the first
+/// episode the key is paced at its rate, every 100 ms, never stopped for the
+/// second the hint names; at most 1 % of calls are refused.
+#[tokio::test(start_paused = true)]
+async fn a_whole_second_hint_from_a_fast_bucket_is_probed_not_waited_out() {
+    let server = MockServer::new(Mode::RetryAfter, 100.0, 10.0)
+        .with_latency(Duration::from_millis(1), Duration::from_micros(500));
+    hammer(&server, 50, Duration::from_secs(12)).await;
+    let tenths = server.timeline(Duration::from_millis(100));
+    eprintln!("per 100 ms: {tenths:?}");
+    let idle = tenths.iter().skip(10).take(110).filter(|s| s.0 < 5).count();
+    assert_eq!(idle, 0, "a tenth of a second with under half the rate");
+    let (a, _) = window(&server, 2, 12);
+    assert!(a >= 95.0, "{a:.1}/s of 100 from 2 s on");
+    let c = server.counts();
+    let wasted = c.throttled as f64 / c.calls as f64;
+    assert!(wasted <= 0.01, "{:.2} % refused", wasted * 100.0);
+}
+
+/// A penalty box: after 20 calls in a second, every call is refused with
+/// `Retry-After: 1` until the second is over — the hint is meant. The probe
+/// that tests it is refused, and the key is held for the rest of the hint:
+/// few calls reach the box while it is shut.
+#[tokio::test(start_paused = true)]
+async fn a_meant_short_hint_costs_one_probe_then_holds() {
+    use std::sync::{Arc, Mutex};
+    #[derive(Default)]
+    struct Box_ {
+        window: u64,
+        in_window: u32,
+        shut: u32,
+        shut_windows: u32,
+        calls: u32,
+    }
+    let state = Arc::new(Mutex::new(Box_::default()));
+    let born = Instant::now();
+    let st = state.clone();
+    let server = tower::service_fn(move |_req: http::Request<String>| {
+        let st = st.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            let refused = {
+                let mut s = st.lock().unwrap();
+                s.calls += 1;
+                let w = born.elapsed().as_secs();
+                if w != s.window {
+                    s.window = w;
+                    s.in_window = 0;
+                }
+                s.in_window += 1;
+                if s.in_window == 21 {
+                    s.shut_windows += 1;
+                }
+                if s.in_window > 20 {
+                    s.shut += 1;
+                }
+                s.in_window > 20
+            };
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            let mut res = http::Response::new(String::new());
+            if refused {
+                *res.status_mut() = http::StatusCode::TOO_MANY_REQUESTS;
+                res.headers_mut()
+                    .insert("retry-after", http::HeaderValue::from_static("1"));
+            }
+            Ok::<_, std::convert::Infallible>(res)
+        }
+    });
+    hammer_service(server, 20, Duration::from_secs(20)).await;
+    let s = state.lock().unwrap();
+    eprintln!(
+        "{} calls, {} refused in {} shut windows",
+        s.calls, s.shut, s.shut_windows
+    );
+    assert!(
+        s.shut <= 5 * s.shut_windows.max(1),
+        "{} calls refused in {} shut windows",
+        s.shut,
+        s.shut_windows
+    );
 }
 
 #[tokio::test(start_paused = true)]

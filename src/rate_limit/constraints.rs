@@ -20,13 +20,14 @@
 
 use tokio::time::Instant;
 
-use super::learner::{Learner, Period};
+use super::learner::Learner;
 use super::limit::{Bucket, Limit};
+use super::meter::Meter;
 use super::model::{Admit, Grant, Knobs, Limited, Need, Uncounted};
 use super::quotas::Quotas;
 use super::response::Outcome;
+use super::short_hint::{Answer, Probe};
 use super::slow_start::SlowStart;
-use super::time::{after, secs_between};
 use crate::headers::MAX_STATED;
 
 /// A verdict for one request: when it may go, and whether what blocks it
@@ -48,6 +49,11 @@ pub(super) struct Constraints {
     learner: Option<Learner>,
     slow_start: Option<SlowStart>,
     meter: Meter,
+    /// A short hint being tested by a probe (see `short_hint`).
+    probe: Option<Probe>,
+    /// The current episode's throttle was not held for: the hints of its
+    /// other throttles (requests already in flight) are not either.
+    soft_episode: bool,
     /// Quota statements received so far.
     statements: u64,
     /// Throttles in a row with nothing accepted between them: probes of a
@@ -62,23 +68,6 @@ pub(super) struct Constraints {
 /// before; it doubles with each one in a row, up to `max_hold`.
 const PROBE_BACKOFF: std::time::Duration = std::time::Duration::from_millis(25);
 
-/// Measures the current active period for the learner.
-#[derive(Debug, Clone)]
-struct Meter {
-    /// First release of the period; `None` until one happens.
-    start: Option<Instant>,
-    accepted: u64,
-    after_hold: bool,
-    slow_start: bool,
-    last_throttle: Option<Instant>,
-    accepted_since_throttle: u64,
-    /// With a store: responses all processes had seen accepted when the
-    /// period began, and at the last throttle. The period's count is then
-    /// the fleet's, not this process's share.
-    fleet_at_start: Option<u64>,
-    fleet_at_throttle: Option<u64>,
-}
-
 impl Constraints {
     pub(super) fn new(now: Instant, knobs: Knobs, limits: &[Limit]) -> Self {
         let configured: Vec<Bucket> = limits.iter().filter_map(|l| Bucket::new(l, now)).collect();
@@ -91,17 +80,9 @@ impl Constraints {
             configured,
             learner: None,
             slow_start: (knobs.slow_start && !covered).then(|| SlowStart::new(now)),
-            meter: Meter {
-                start: None,
-                accepted: 0,
-                // A key never seen is presumably at its full burst.
-                after_hold: true,
-                slow_start: false,
-                last_throttle: None,
-                accepted_since_throttle: 0,
-                fleet_at_start: None,
-                fleet_at_throttle: None,
-            },
+            meter: Meter::new(),
+            probe: None,
+            soft_episode: false,
             statements: 0,
             futile: 0,
             #[cfg(feature = "redis")]
@@ -136,7 +117,13 @@ impl Constraints {
         if let Some(rate) = self.quotas.request_rate() {
             return Some(Shared::quota_pace(rate));
         }
-        let learned = self.learner.as_ref().and_then(|l| l.rate(now));
+        // A guess is paced locally: reserved in Redis, one process's
+        // cautious guess would space every process's releases by it.
+        let learned = self
+            .learner
+            .as_ref()
+            .filter(|l| l.is_fitted())
+            .and_then(|l| l.rate(now));
         let rate = match (learned, shared.rate(now)) {
             (Some(a), Some(b)) => a.min(b),
             (a, b) => a.or(b)?,
@@ -156,7 +143,7 @@ impl Constraints {
 
     /// After a hold, or once what was known has expired: unless something
     /// paces the key, requests come back as from a fresh key — one probe,
-    /// then doubling — not all at once into a limiter that may still be
+    /// then a growing window — not all at once into a limiter that may still be
     /// tight.
     fn ramp_up(&mut self, now: Instant, knobs: Knobs) {
         let paced = self.quota_paces()
@@ -219,6 +206,13 @@ impl Constraints {
                 host = host.and(learner.check(now).at(now));
             }
         }
+        if let Some(p) = self.probe {
+            if p.is_over(now) {
+                self.probe = None;
+            } else {
+                host = host.and(p.check(now).at(now));
+            }
+        }
         if self.slow_start_applies() {
             if let Some(ss) = &mut self.slow_start {
                 host = host.and(ss.check(now, in_flight).at(now));
@@ -245,6 +239,9 @@ impl Constraints {
     /// they add nothing.
     pub(super) fn estimate(&self, now: Instant, ahead: Uncounted, need: &Need) -> Instant {
         let mut t = now.max(self.hold_until.unwrap_or(now));
+        if let Some(p) = &self.probe {
+            t = t.max(p.earliest());
+        }
         if let Some(r) = need.resource {
             for &(res, until) in &self.resource_holds {
                 if res == r {
@@ -289,14 +286,17 @@ impl Constraints {
                 ss.on_grant(now);
             }
         }
-        if self.meter.start.is_none() {
-            self.meter.start = Some(now);
-            self.meter.slow_start = self.slow_start.is_some();
-            self.meter.fleet_at_start = self.fleet_accepted();
+        if let Some(p) = &mut self.probe {
+            p.on_grant(now);
         }
+        let fleet = self.fleet_accepted();
+        self.meter.on_grant(now, self.slow_start.is_some(), fleet);
     }
 
     pub(super) fn on_ungrant(&mut self, now: Instant, need: &Need) {
+        if let Some(p) = &mut self.probe {
+            p.on_ungrant();
+        }
         self.quotas.on_ungrant(need);
         for b in &mut self.configured {
             b.give_back(need.units(b.unit));
@@ -357,46 +357,11 @@ impl Constraints {
             if self.quotas.on_throttle(now, &need, &stated_ids[..n_stated]) {
                 limited = Some(Limited::Distrusted);
             }
-            let closes = self.closes_period(grant);
-            // A throttle that an exhausted quota explains says nothing new
-            // of the rate; any other teaches it.
-            let explained = self.quotas.explains(now, &need);
-            // Nothing accepted since the last throttle: back off the probes.
-            let backoff = if closes && !explained && self.meter.accepted == 0 {
-                self.futile = self.futile.saturating_add(1);
-                let doubling = 2u32.saturating_pow(self.futile.saturating_sub(1).min(30));
-                Some(PROBE_BACKOFF.saturating_mul(doubling).min(knobs.max_hold))
-            } else {
-                None
-            };
-            let hint = outcome
-                .hold
-                .map(|d| d.min(knobs.max_hold))
-                .filter(|d| !d.is_zero());
-            let hold = hint.max(backoff);
-            if let Some(hold) = hold {
-                let until = after(now, hold);
-                let resource = need.resource.filter(|_| named.is_some());
-                if self.hold(resource, until) {
-                    limited = Some(Limited::Held(hold));
-                    #[cfg(feature = "redis")]
-                    if let (None, Some(shared)) = (resource, &self.shared) {
-                        shared.publish_hold(until);
-                    }
-                }
-            }
-            if !explained && !self.quota_paces() && closes {
-                let period = self.close_period(now, hint.is_some());
-                let learner = self.learner.get_or_insert_with(|| Learner::new(now));
-                learner.on_throttle(now, period);
-                #[cfg(feature = "redis")]
-                if let (Some(rate), Some(shared)) = (learner.rate(now), &self.shared) {
-                    shared.publish_rate(rate);
-                }
-                if !learner.is_measured() && knobs.slow_start && self.slow_start_applies() {
-                    self.slow_start = Some(SlowStart::new(now));
-                }
-                limited = limited.or(Some(Limited::Throttled));
+            let resource = need.resource.filter(|_| named.is_some());
+            match self.on_throttled(now, outcome, grant, &need, resource, knobs) {
+                Some(Limited::Throttled) => limited = limited.or(Some(Limited::Throttled)),
+                Some(l) => limited = Some(l),
+                None => {}
             }
         } else if outcome.accepted {
             self.futile = 0;
@@ -405,11 +370,15 @@ impl Constraints {
             if let Some(shared) = &self.shared {
                 shared.count_accepted();
             }
-            let m = &mut self.meter;
-            if m.start.is_some_and(|s| grant.released_at >= s) {
-                m.accepted += 1;
+            if self
+                .probe
+                .is_some_and(|p| p.answer(grant, false) == Answer::Accepted)
+            {
+                // The hint was an upper bound: the key is free.
+                self.probe = None;
             }
-            m.accepted_since_throttle += 1;
+            let fleet = self.fleet_accepted();
+            self.meter.on_accepted(now, grant, fleet);
             if let Some(ss) = &mut self.slow_start {
                 if ss.on_success(now) {
                     self.slow_start = None;
@@ -420,10 +389,7 @@ impl Constraints {
             // 503). What it accepts now says nothing of its rate limit: the
             // period starts afresh, with the server's bucket presumably full
             // again after the outage.
-            let m = &mut self.meter;
-            m.start = None;
-            m.accepted = 0;
-            m.after_hold = true;
+            self.meter.restart();
         }
         (limited, named)
     }
@@ -459,52 +425,11 @@ impl Constraints {
         }
     }
 
-    /// A throttle for a request released before the current period began
-    /// belongs to the episode already learned from.
-    fn closes_period(&self, grant: Grant) -> bool {
-        self.meter.start.is_some_and(|s| grant.released_at >= s)
-    }
-
-    fn close_period(&mut self, now: Instant, held: bool) -> Period {
-        let fleet = self.fleet_accepted();
-        let m = &mut self.meter;
-        if let Some(total) = fleet {
-            // What all processes saw accepted, rather than this one's share.
-            if let Some(at_start) = m.fleet_at_start {
-                m.accepted = total.saturating_sub(at_start);
-            }
-            if let Some(at_throttle) = m.fleet_at_throttle {
-                m.accepted_since_throttle = total.saturating_sub(at_throttle);
-            }
-        }
-        let start = m.start.unwrap_or(now);
-        let sustained = m.last_throttle.and_then(|t| {
-            let secs = secs_between(t, now);
-            (secs > 0.0).then(|| m.accepted_since_throttle as f64 / secs)
-        });
-        let period = Period {
-            secs: secs_between(start, now),
-            accepted: m.accepted as f64,
-            after_hold: m.after_hold,
-            slow_start: m.slow_start,
-            sustained,
-        };
-        m.start = None;
-        m.accepted = 0;
-        m.after_hold = held;
-        m.slow_start = false;
-        m.last_throttle = Some(now);
-        m.accepted_since_throttle = 0;
-        m.fleet_at_start = None;
-        m.fleet_at_throttle = fleet;
-        period
-    }
-
     /// Whether nothing is known that could hold or pace a request: no
     /// hold, no stated quota, no configured limit, no learned rate, slow
-    /// start over, the current period begun, no probe back-off, nothing
-    /// shared with other processes. Such a key's requests may skip the
-    /// table (see [`super::lane`]).
+    /// start over, the current period begun, no probe out or backed off,
+    /// nothing shared with other processes. Such a key's requests may skip
+    /// the table (see [`super::lane`]).
     pub(super) fn is_free(&self) -> bool {
         #[cfg(feature = "redis")]
         if self.shared.is_some() {
@@ -516,7 +441,8 @@ impl Constraints {
             && self.configured.is_empty()
             && self.learner.is_none()
             && self.slow_start.is_none()
-            && self.meter.start.is_some()
+            && self.probe.is_none()
+            && self.meter.has_begun()
             && self.futile == 0
     }
 
@@ -527,11 +453,7 @@ impl Constraints {
             return;
         }
         self.futile = 0;
-        let m = &mut self.meter;
-        if m.start.is_some() {
-            m.accepted += n;
-        }
-        m.accepted_since_throttle += n;
+        self.meter.add_accepted(n);
     }
 
     /// Held, or out of quota.
@@ -555,6 +477,8 @@ impl Constraints {
         self.hold_until
     }
 }
+
+mod throttle;
 
 #[cfg(test)]
 mod tests;

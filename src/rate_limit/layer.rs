@@ -121,10 +121,11 @@ impl<R> RateLimitAwareLayer<R> {
     }
 
     /// Whether a key the gate knows nothing about starts like TCP slow
-    /// start: one request in flight as a probe, then one more per accepted
-    /// response (the window doubles per round trip; while no response comes
-    /// back, it still grows by one a second), until the server's headers or
-    /// its first throttle say what the limit is.
+    /// start: one request in flight as a probe, then one more per two
+    /// accepted responses (the window grows by half per round trip, as RFC
+    /// 3742 grows large windows; while no response comes back, it still
+    /// grows by one a second), until the server's headers or its first
+    /// throttle say what the limit is.
     ///
     /// Default: on. Off, a new key takes the callers' full concurrency at
     /// once (a server whose burst is smaller answers the excess with 429).

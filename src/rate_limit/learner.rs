@@ -46,9 +46,13 @@ const FIRST_GUESS: f64 = 0.5;
 /// Floor on any learned rate (requests per second), as AWS's.
 const MIN_RATE: f64 = 0.5;
 const MAX_RATE: f64 = 1e7;
-/// Time for the rate to double after a good fit, and after a guess.
-const PROBE_FITTED: f64 = 20.0;
+/// Time for the rate to double past the last measure after a good fit or
+/// measure, after a guess, and after the first period's cautious guess.
+const PROBE_FITTED: f64 = 4.5;
 const PROBE_GUESSED: f64 = 2.0;
+const PROBE_HINTED: f64 = 0.25;
+/// Accepted requests a measure needs to be believed as it is.
+const MEASURED: f64 = 8.0;
 
 /// One active period, as measured when a throttle closed it.
 #[derive(Debug, Clone, Copy)]
@@ -60,8 +64,20 @@ pub(super) struct Period {
     /// The period began after a hold (or on a fresh key), so the server's
     /// bucket was presumably full: the point can be fitted.
     pub(super) after_hold: bool,
+    /// The period began right after a throttle the key was not held for:
+    /// the server's bucket was empty then (and `secs`, `accepted` count from
+    /// that throttle).
+    pub(super) from_empty: bool,
     /// The period included slow start.
     pub(super) slow_start: bool,
+    /// The counts are too coarse for the period's length (a store's
+    /// read-back): it measures roughly at best.
+    pub(super) coarse: bool,
+    /// The throttle's wait hint, if short enough to be probed (seconds).
+    pub(super) hint: Option<f64>,
+    /// The refill rate implied by the drain of the server's bucket before
+    /// the throttle (see `Meter`), given the burst the learner knows.
+    pub(super) drained: Option<f64>,
     /// Accepted per second since the previous throttle, holds included.
     pub(super) sustained: Option<f64>,
 }
@@ -71,7 +87,16 @@ pub(super) struct Learner {
     /// Pacing rate set by the last throttle; `None` until one period has
     /// been measured (the key is then probed by slow start, if enabled).
     base: Option<f64>,
+    /// The rate last measured (CUBIC's `W_max`): the pace climbs back to it
+    /// slowly, then probes beyond it ever faster.
+    w_max: f64,
+    /// Seconds for the probe to double the rate past `w_max`.
+    tau: f64,
+    /// Whether the rate came from a fit or a measure (not a guess).
     fitted: bool,
+    /// The last throttle measured roughly (few accepted): the rate was cut,
+    /// not measured.
+    rough: bool,
     since: Instant,
     /// GCRA theoretical arrival time of the next release.
     tat: Instant,
@@ -93,7 +118,10 @@ impl Learner {
     pub(super) fn new(now: Instant) -> Self {
         Learner {
             base: None,
+            w_max: 0.0,
+            tau: PROBE_GUESSED,
             fitted: false,
+            rough: false,
             since: now,
             tat: now,
             point: None,
@@ -101,16 +129,51 @@ impl Learner {
         }
     }
 
-    /// The pacing rate now, if one has been learned.
+    /// The server's burst, as far as known, as `(accepted, secs)`: a
+    /// period that began full and ended empty accepted `burst + rate × secs`
+    /// — the first one (on a fresh key), or the last fit's burst with no
+    /// time.
+    pub(super) fn burst(&self) -> Option<(f64, f64)> {
+        match (self.line, self.point) {
+            (Some((_, burst)), _) => Some((burst.max(1.0), 0.0)),
+            (None, Some(p)) => Some((p.accepted.max(1.0), p.secs)),
+            (None, None) => None,
+        }
+    }
+
+    /// The pacing rate now, if one has been learned: CUBIC's window
+    /// (RFC 9438 §4.2) in requests per second, `W_max × (1 + ((t − K) ÷ τ)³)`
+    /// with `K` such that it starts at the base — flat near the rate last
+    /// measured, faster the further past it.
     pub(super) fn rate(&self, now: Instant) -> Option<f64> {
         let base = self.base?;
-        let tau = if self.fitted {
-            PROBE_FITTED
-        } else {
-            PROBE_GUESSED
-        };
-        let x = secs_between(self.since, now) / tau;
-        Some((base * (1.0 + x * x * x)).min(MAX_RATE))
+        let w_max = self.w_max.max(base);
+        let k = self.tau * (1.0 - base / w_max).cbrt();
+        let x = (secs_between(self.since, now) - k) / self.tau;
+        Some((w_max * (1.0 + x * x * x)).clamp(base.min(w_max), MAX_RATE))
+    }
+
+    /// Whether the rate was measured or fitted (a probe may then cut a
+    /// short hint: see `short_hint`), not guessed.
+    pub(super) fn is_fitted(&self) -> bool {
+        self.base.is_some() && self.fitted
+    }
+
+    /// Whether the last throttle set the rate from a fit or a full measure:
+    /// what other processes may take as the key's rate.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(super) fn is_measured_now(&self) -> bool {
+        self.is_fitted() && !self.rough
+    }
+
+    fn set(&mut self, now: Instant, w_max: f64, margin: f64, tau: f64, fitted: bool) {
+        let w_max = w_max.clamp(MIN_RATE, MAX_RATE);
+        self.base = Some((w_max * margin).max(MIN_RATE));
+        self.w_max = w_max;
+        self.tau = tau;
+        self.fitted = fitted;
+        self.rough = false;
+        self.since = now;
     }
 
     pub(super) fn is_measured(&self) -> bool {
@@ -152,6 +215,10 @@ impl Learner {
 
     /// A throttle closed `period`: set a new rate.
     pub(super) fn on_throttle(&mut self, now: Instant, period: Period) {
+        if period.from_empty && period.secs > 1e-3 {
+            self.measure(now, period);
+            return;
+        }
         let crude =
             (period.secs > 1e-3 && period.accepted > 0.0).then(|| period.accepted / period.secs);
         let point = (period.after_hold && crude.is_some()).then_some(Point {
@@ -175,22 +242,59 @@ impl Learner {
             self.point = point;
         }
         let current = self.rate(now);
-        let (base, fitted) = match (fit, current, crude) {
-            (Some((rate, margin)), _, _) => (rate * margin, true),
+        let floor = period.sustained.unwrap_or(0.0).max(MIN_RATE);
+        match (fit, current, crude) {
+            (Some((rate, margin)), _, _) => {
+                self.set(now, rate.max(floor), margin, PROBE_FITTED, true);
+            }
             // No fit: decrease, and to at most half of what this period
             // accepted, so that the next period is longer than this one
             // and the two can be fitted.
-            (None, Some(current), _) => (
-                (current * BETA).min(crude.map_or(f64::MAX, |c| c * FIRST_GUESS)),
-                false,
-            ),
-            (None, None, Some(crude)) => (crude * FIRST_GUESS, false),
-            (None, None, None) => return,
+            (None, Some(current), _) => {
+                let rate = (current * BETA).min(crude.map_or(f64::MAX, |c| c * FIRST_GUESS));
+                self.set(now, rate.max(floor), 1.0, PROBE_GUESSED, false);
+            }
+            // The first period, with a short hint: the server accepted this
+            // many and then asked for up to the hint, so it takes at least
+            // that many per period and hint — a cautious start, probed up
+            // fast.
+            (None, None, Some(_)) if period.hint.is_some() => {
+                let hint = period.hint.unwrap_or(0.0);
+                let rate = period.accepted / (period.secs + hint);
+                self.set(now, rate.max(floor), 1.0, PROBE_HINTED, false);
+            }
+            (None, None, Some(crude)) => {
+                self.set(
+                    now,
+                    (crude * FIRST_GUESS).max(floor),
+                    1.0,
+                    PROBE_GUESSED,
+                    false,
+                );
+            }
+            (None, None, None) => {}
+        }
+    }
+
+    /// A period that began with the server's bucket empty (a throttle the
+    /// key was not held for) and ended empty (this throttle): what the
+    /// server accepted in it is its refill rate, exactly, unless the bucket
+    /// overflowed in between (the gate sent too little for a while), which
+    /// makes the measure read low; the probe above it then corrects it.
+    fn measure(&mut self, now: Instant, period: Period) {
+        let measured = (period.accepted / period.secs).max(period.drained.unwrap_or(0.0));
+        if period.accepted >= MEASURED && !period.coarse {
+            self.set(now, measured, FIT_MARGIN, PROBE_FITTED, true);
+            return;
+        }
+        // Few accepted: a rough measure. Cut by half at most, and never
+        // below it.
+        let rate = match self.rate(now) {
+            Some(current) => (current * FIRST_GUESS).max(measured).min(current),
+            None => measured,
         };
-        let floor = period.sustained.unwrap_or(0.0).max(MIN_RATE);
-        self.base = Some(base.max(floor).min(MAX_RATE));
-        self.fitted = fitted;
-        self.since = now;
+        self.set(now, rate, 1.0, PROBE_GUESSED, self.fitted);
+        self.rough = true;
     }
 }
 
@@ -233,8 +337,21 @@ mod tests {
             secs,
             accepted,
             after_hold: true,
+            from_empty: false,
             slow_start: false,
+            coarse: false,
+            hint: None,
+            drained: None,
             sustained: None,
+        }
+    }
+
+    /// A period between two throttles that each left the bucket empty.
+    fn from_empty(secs: f64, accepted: f64) -> Period {
+        Period {
+            after_hold: false,
+            from_empty: true,
+            ..period(secs, accepted)
         }
     }
 
@@ -292,6 +409,45 @@ mod tests {
         // After a guess, the rate doubles in PROBE_GUESSED seconds.
         let later = now + Duration::from_secs_f64(PROBE_GUESSED);
         assert_eq!(l.rate(later), Some(200.0));
+    }
+
+    #[test]
+    fn a_period_between_two_empty_buckets_measures_the_refill_rate() {
+        let now = Instant::now();
+        let mut l = Learner::new(now);
+        // A stretch in which the bucket overflowed reads low; the drain
+        // before the throttle corrects it.
+        let p = Period {
+            drained: Some(100.0),
+            ..from_empty(2.0, 180.0)
+        };
+        l.on_throttle(now, p);
+        let rate = l.rate(now).unwrap();
+        assert!((rate - 100.0 * FIT_MARGIN).abs() < 1e-9, "{rate}");
+        assert!(l.is_fitted());
+    }
+
+    #[test]
+    fn probing_stays_flat_near_the_last_measure_then_speeds_up() {
+        let now = Instant::now();
+        let mut l = Learner::new(now);
+        l.on_throttle(now, from_empty(2.0, 200.0));
+        let at = |s: f64| l.rate(now + Duration::from_secs_f64(s)).unwrap();
+        // Back at the measure after K = τ ∛(1 − margin), barely past it a
+        // second later, doubled τ after K.
+        let k = PROBE_FITTED * (1.0 - FIT_MARGIN).cbrt();
+        assert!((at(k) - 100.0).abs() < 1e-6);
+        assert!(at(k + 1.0) < 101.5);
+        assert!((at(k + PROBE_FITTED) - 200.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn few_accepted_cut_by_half_at_most() {
+        let now = Instant::now();
+        let mut l = Learner::new(now);
+        l.on_throttle(now, period(0.1, 20.0)); // 100/s
+        l.on_throttle(now, from_empty(0.05, 1.0));
+        assert_eq!(l.rate(now), Some(50.0));
     }
 
     #[test]

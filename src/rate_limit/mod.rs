@@ -40,7 +40,17 @@
 //!   response named. A hold does not wipe a quota that still states room.
 //!   When it ends, requests come back as from a fresh key (slow start)
 //!   unless something paces the key. Waiting requests are woken by a timer,
-//!   never by polling.
+//!   never by polling. One exception, limited to what the hint can say: a
+//!   `Retry-After` of one second or less counts whole seconds, so a limiter
+//!   whose next slot is 10 ms away can only round it up to `1` — an upper
+//!   bound, not a measurement. On a key whose rate the gate learns (no
+//!   stated quota paces it, the hint names no resource, no shared store),
+//!   such a hint is *probed*: the key pauses a few intervals of the learned
+//!   rate, then one request goes alone; if the server accepts it, the key
+//!   goes on at the learned rate, and if it refuses it, the hint was meant
+//!   and the key is held for it. The refused request itself is answered
+//!   with its hint at once, so a retry layer waits it out. Longer hints,
+//!   quotas' resets and gRPC pushback are holds as always.
 //! * **Stated quotas**, every one apart: requests and tokens, each IETF
 //!   policy by name, each resource's. The gate keeps an estimate of what the
 //!   server still takes: the `remaining` it stated, less the requests (or
@@ -54,17 +64,24 @@
 //!   the first request.
 //! * **A learned rate** for a server that only says "429": each throttle
 //!   measures how many requests the server accepted in the period before
-//!   it; two periods give the server's sustained rate with its burst taken
-//!   out, and the gate paces just under it, probing upward slowly. Where
-//!   that fit is meaningless it falls back to multiplicative decrease
-//!   (β = 0.7, as the AWS SDKs' adaptive mode), never below the rate the
-//!   server sustained from one throttle to the next. Probes of a server that
-//!   accepts nothing are spaced further and further apart.
+//!   it. After a probed short hint the server's bucket was empty when the
+//!   period began and is empty again at its throttle, so what it accepted
+//!   in between is its refill rate (corrected for any stretch in which the
+//!   bucket overflowed, by the burst the first period showed); after a hold,
+//!   two periods give the rate with the burst taken out. The gate paces just
+//!   under it and probes upward as CUBIC does (RFC 9438): flat near the last
+//!   measure, faster past it. Where no measure or fit is possible it falls
+//!   back to multiplicative decrease (β = 0.7, as the AWS SDKs' adaptive
+//!   mode), never below the rate the server sustained from one throttle to
+//!   the next. Probes of a server that accepts nothing are spaced further
+//!   and further apart.
 //! * **Slow start** for a key it knows nothing about: one probe, then the
-//!   number in flight grows by one per accepted response (doubling per round
-//!   trip) until headers or a throttle say what the limit is. While no
-//!   response comes back, the window still grows by one a second, so a slow
-//!   service does not serialise every caller behind its probe.
+//!   number in flight grows by one per two accepted responses (by half per
+//!   round trip, as RFC 3742 grows large windows: a small burst meets half
+//!   the refusals doubling would send it) until headers or a throttle say
+//!   what the limit is. While no response comes back, the window still
+//!   grows by one a second, so a slow service does not serialise every
+//!   caller behind its probe.
 //!
 //! Every wait has a bound: no request waits longer than
 //! [`max_hold`](RateLimitAwareLayer::max_hold) in all, nor past its
@@ -137,6 +154,7 @@ mod lane;
 mod layer;
 mod learner;
 mod limit;
+mod meter;
 mod model;
 mod permit;
 mod quota;
@@ -147,6 +165,7 @@ mod response;
 mod service;
 #[cfg(feature = "redis")]
 mod shared;
+mod short_hint;
 mod slow_start;
 #[cfg(feature = "redis")]
 mod store;

@@ -90,6 +90,19 @@ pub(crate) struct Grant {
     pub(super) need: Need,
 }
 
+#[cfg(test)]
+impl Grant {
+    /// Release number `seq` of a default request at `at`, for tests.
+    pub(super) fn at(at: Instant, seq: u64) -> Grant {
+        Grant {
+            released_at: at,
+            seq,
+            generation: 0,
+            need: Need::default(),
+        }
+    }
+}
+
 /// Requests in flight that a response may not have counted yet.
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct Uncounted {

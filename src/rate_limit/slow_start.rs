@@ -1,8 +1,17 @@
 //! Cold start for a key the gate knows nothing about, after TCP slow start
-//! (RFC 5681 §3.1): one request goes alone as a probe; each accepted
-//! response lets one more request be in flight, so the window doubles per
-//! round trip, until the server's headers or its first throttle say what the
-//! limit is.
+//! (RFC 5681 §3.1): one request goes alone as a probe; every two accepted
+//! responses let one more request be in flight, so the window grows by half
+//! per round trip, until the server's headers or its first throttle say what
+//! the limit is.
+//!
+//! Half, not TCP's doubling, as RFC 3742's limited slow start grows large
+//! windows: whatever is in flight when a server's burst runs out is
+//! refused, and at the moment a burst of `b` runs out a doubling window
+//! holds about `b` requests — a burst of 10 meets 11 refusals — where one
+//! growing by half holds about `b ÷ 2`. A round trip is short next to the
+//! time a window takes to matter (a window of 1 at a 2 ms round trip is
+//! 500 requests a second), and a slow server still gets one more request a
+//! second from the stall tick.
 
 use std::time::Duration;
 
@@ -13,6 +22,9 @@ use super::time::after;
 
 /// Requests in flight allowed before anything is known.
 const INITIAL_WINDOW: u32 = 1;
+
+/// Accepted responses per growth of the window by one.
+const GROWTH_EVERY: u32 = 2;
 
 /// Past this window the server has shown it takes whatever the caller sends:
 /// slow start ends and the key is no longer limited.
@@ -27,6 +39,8 @@ pub(super) const STALL_TICK: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone)]
 pub(super) struct SlowStart {
     window: u32,
+    /// Accepted responses toward the next growth.
+    credit: u32,
     grown_at: Instant,
 }
 
@@ -34,6 +48,7 @@ impl SlowStart {
     pub(super) fn new(now: Instant) -> Self {
         SlowStart {
             window: INITIAL_WINDOW,
+            credit: 0,
             grown_at: now,
         }
     }
@@ -59,10 +74,15 @@ impl SlowStart {
         self.grown_at = now;
     }
 
-    /// An accepted response: one more in flight. Returns `true` when the
-    /// window is so large that slow start should end.
+    /// An accepted response: every second one lets one more be in flight.
+    /// Returns `true` when the window is so large that slow start should
+    /// end.
     pub(super) fn on_success(&mut self, now: Instant) -> bool {
-        self.window = self.window.saturating_add(1);
+        self.credit += 1;
+        if self.credit >= GROWTH_EVERY {
+            self.credit = 0;
+            self.window = self.window.saturating_add(1);
+        }
         self.grown_at = now;
         self.window >= OPEN_WINDOW
     }
@@ -78,11 +98,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn one_probe_then_one_more_per_accepted_response() {
+    fn one_probe_then_one_more_per_two_accepted_responses() {
         let now = Instant::now();
         let mut ss = SlowStart::new(now);
         assert_eq!(ss.check(now, 0), Admit::Now);
         assert!(matches!(ss.check(now, 1), Admit::At(_)));
+        ss.on_success(now);
+        assert_eq!(ss.window(), 1);
         ss.on_success(now);
         assert_eq!(ss.window(), 2);
         assert_eq!(ss.check(now, 1), Admit::Now);
@@ -113,7 +135,7 @@ mod tests {
         let now = Instant::now();
         let mut ss = SlowStart::new(now);
         let mut ended = false;
-        for _ in 0..OPEN_WINDOW {
+        for _ in 0..OPEN_WINDOW * GROWTH_EVERY {
             ended |= ss.on_success(now);
         }
         assert!(ended);

@@ -29,12 +29,7 @@ fn need() -> Need {
 }
 
 fn grant(now: Instant, seq: u64) -> Grant {
-    Grant {
-        released_at: now,
-        seq,
-        generation: 0,
-        need: need(),
-    }
+    Grant::at(now, seq)
 }
 
 /// Releases one request at `now` and feeds its `outcome` back.
@@ -275,4 +270,80 @@ fn statements_only_lower_what_a_quota_said_not_what_another_said() {
         Admit::At(now + Duration::from_millis(10))
     );
     assert_eq!(admit(&mut c, now, &need()), Admit::Now);
+}
+
+/// A fresh key accepts 10 requests released at `now`, then a throttle at
+/// +10 ms says `Retry-After: hint` seconds.
+fn burst_then_hint(now: Instant, hint: u64) -> (Constraints, Instant, Option<Limited>) {
+    let mut c = Constraints::new(now, KNOBS, &[]);
+    let u = Uncounted::default();
+    for _ in 1..=11 {
+        c.on_grant(now, &need());
+    }
+    let t1 = now + Duration::from_millis(10);
+    for seq in 1..=10 {
+        c.on_response(t1, &bare(false, None), grant(now, seq), u, 12, KNOBS);
+    }
+    let r = c.on_response(t1, &bare(true, Some(hint)), grant(now, 11), u, 12, KNOBS);
+    (c, t1, r.0)
+}
+
+fn burst_then_short_hint(now: Instant) -> (Constraints, Instant) {
+    let (c, t1, limited) = burst_then_hint(now, 1);
+    assert_eq!(limited, Some(Limited::Throttled), "probed, not held");
+    (c, t1)
+}
+
+#[test]
+fn a_short_hint_is_probed_and_an_accepted_probe_frees_the_key() {
+    let now = Instant::now();
+    let (mut c, t1) = burst_then_short_hint(now);
+    // One interval of the cautious guess (10 per 1.01 s), at most a tenth
+    // of the hint: 100 ms, not the second.
+    let probe_at = t1 + Duration::from_millis(100);
+    assert_eq!(admit(&mut c, t1, &need()), Admit::At(probe_at));
+    assert!(!c.is_limited(t1));
+    assert_eq!(admit(&mut c, probe_at, &need()), Admit::Now);
+    c.on_grant(probe_at, &need());
+    // The others wait for the probe's answer (at most until the hint ends).
+    assert_eq!(admit(&mut c, probe_at, &need()), Admit::At(t1 + secs(1)));
+    let back = probe_at + Duration::from_millis(5);
+    let u = Uncounted::default();
+    c.on_response(back, &bare(false, None), grant(probe_at, 12), u, 13, KNOBS);
+    match admit(&mut c, back, &need()) {
+        Admit::Now => {}
+        Admit::At(t) => assert!(t < t1 + Duration::from_millis(300), "{t:?}"),
+        Admit::OnResponse => panic!("waits on a response"),
+    }
+}
+
+#[test]
+fn a_refused_probe_holds_the_key_until_the_hint_ends() {
+    let now = Instant::now();
+    let (mut c, t1) = burst_then_short_hint(now);
+    let probe_at = t1 + Duration::from_millis(100);
+    assert_eq!(admit(&mut c, probe_at, &need()), Admit::Now);
+    c.on_grant(probe_at, &need());
+    let back = probe_at + Duration::from_millis(5);
+    let u = Uncounted::default();
+    let r = c.on_response(
+        back,
+        &bare(true, Some(1)),
+        grant(probe_at, 12),
+        u,
+        13,
+        KNOBS,
+    );
+    assert!(matches!(r.0, Some(Limited::Held(_))), "{r:?}");
+    // Held as any hint holds: for the probe's own hint.
+    assert_eq!(admit(&mut c, back, &need()), Admit::At(back + secs(1)));
+    assert!(c.is_limited(back));
+}
+
+#[test]
+fn a_long_hint_is_held_for_whole_even_on_a_learned_key() {
+    let now = Instant::now();
+    let (mut c, t1, limited) = burst_then_hint(now, 60);
+    assert_eq!(limited, Some(Limited::Held(secs(60))));
+    assert_eq!(admit(&mut c, t1, &need()), Admit::At(t1 + secs(60)));
 }

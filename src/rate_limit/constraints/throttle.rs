@@ -1,0 +1,121 @@
+//! What a throttle teaches a key: a hold for its wait hint (or a probe that
+//! cuts a short one short, see `short_hint`), a back-off of the probes of a
+//! server that accepts nothing, and a new learned rate.
+
+use tokio::time::Instant;
+
+use super::{Constraints, PROBE_BACKOFF};
+use crate::rate_limit::learner::Learner;
+use crate::rate_limit::meter::Start;
+use crate::rate_limit::model::{Grant, Knobs, Limited, Need};
+use crate::rate_limit::response::Outcome;
+use crate::rate_limit::short_hint::{Answer, Probe, SHORT_HINT};
+use crate::rate_limit::slow_start::SlowStart;
+use crate::rate_limit::time::after;
+
+impl Constraints {
+    /// A throttle for `grant` (of `need`, scoped to `resource` if the
+    /// response named one). Returns why the key became limited, if it did.
+    pub(super) fn on_throttled(
+        &mut self,
+        now: Instant,
+        outcome: &Outcome,
+        grant: Grant,
+        need: &Need,
+        resource: Option<u64>,
+        knobs: Knobs,
+    ) -> Option<Limited> {
+        let hint = outcome
+            .hold
+            .map(|d| d.min(knobs.max_hold))
+            .filter(|d| !d.is_zero());
+        if let Some(Answer::Meant(until)) = self.probe.map(|p| p.answer(grant, true)) {
+            // The probe was refused too: the hint was meant. Hold until it
+            // ends, and learn afresh after it, as after any hold.
+            self.probe = None;
+            self.soft_episode = false;
+            self.meter.restart();
+            let until = until.max(hint.map_or(now, |h| after(now, h)));
+            if !self.hold(None, until) {
+                return None;
+            }
+            #[cfg(feature = "redis")]
+            if let Some(shared) = &self.shared {
+                shared.publish_hold(until);
+            }
+            return Some(Limited::Held(until.saturating_duration_since(now)));
+        }
+        let closes = self.meter.covers(grant);
+        // A throttle that an exhausted quota explains says nothing new of
+        // the rate; any other teaches it.
+        let explained = self.quotas.explains(now, need);
+        let learns = !explained && !self.quota_paces() && closes;
+        // Nothing accepted since the last throttle: back off the probes.
+        let fleet = self.fleet_accepted();
+        let backoff = if closes && !explained && self.meter.accepted(fleet) == 0 {
+            self.futile = self.futile.saturating_add(1);
+            let doubling = 2u32.saturating_pow(self.futile.saturating_sub(1).min(30));
+            Some(PROBE_BACKOFF.saturating_mul(doubling).min(knobs.max_hold))
+        } else {
+            None
+        };
+        let short = hint.filter(|h| *h <= SHORT_HINT && resource.is_none());
+        // A short hint may be probed when the throttle teaches the rate.
+        let probed = short.filter(|_| learns && backoff.is_none());
+        let mut limited = None;
+        if learns {
+            let next = match (probed, hint) {
+                (Some(_), _) => Start::Empty,
+                (None, Some(_)) => Start::Full,
+                (None, None) => Start::Unknown,
+            };
+            let burst = self.learner.as_ref().and_then(Learner::burst);
+            let mut period = self.meter.close(now, next, fleet, burst);
+            period.hint = probed.map(|h| h.as_secs_f64());
+            let learner = self.learner.get_or_insert_with(|| Learner::new(now));
+            learner.on_throttle(now, period);
+            // Only a measured rate is the fleet's: a guess would be taken
+            // by every process as the lowest.
+            #[cfg(feature = "redis")]
+            if let (Some(rate), Some(shared)) = (learner.rate(now), &self.shared) {
+                if learner.is_measured_now() || probed.is_none() {
+                    shared.publish_rate(rate);
+                }
+            }
+            if !learner.is_measured() && knobs.slow_start && self.slow_start_applies() {
+                self.slow_start = Some(SlowStart::new(now));
+            }
+            limited = Some(Limited::Throttled);
+        }
+        let rate = self.learner.as_ref().and_then(|l| l.rate(now));
+        if let (Some(h), Some(rate)) = (probed, rate) {
+            let fitted = self.learner.as_ref().is_some_and(Learner::is_fitted);
+            self.probe = Some(Probe::new(now, h, rate, fitted));
+            self.soft_episode = true;
+            return limited;
+        }
+        if learns {
+            // Held (or not) for this episode: so are its other throttles.
+            self.soft_episode = false;
+            self.probe = None;
+            if probed.is_some() {
+                self.meter.restart();
+            }
+        } else if short.is_some() && self.soft_episode {
+            // A request already in flight when the episode's throttle was
+            // probed: its hint is the same upper bound.
+            return limited;
+        }
+        if let Some(hold) = hint.max(backoff) {
+            let until = after(now, hold);
+            if self.hold(resource, until) {
+                limited = Some(Limited::Held(hold));
+                #[cfg(feature = "redis")]
+                if let (None, Some(shared)) = (resource, &self.shared) {
+                    shared.publish_hold(until);
+                }
+            }
+        }
+        limited
+    }
+}

@@ -1,0 +1,263 @@
+//! Measures a key's *active periods* for the learner: from the first release
+//! after a throttle (or on a fresh key) to the next throttle, how long it
+//! lasted and how many requests the server accepted in it, and in what state
+//! the server's limiter presumably was when it began.
+
+use tokio::time::Instant;
+
+use super::learner::Period;
+use super::model::Grant;
+use super::time::secs_between;
+
+/// How the server's limiter presumably was when the current period began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Start {
+    /// Full: a fresh key, or after a hold long enough to refill it.
+    Full,
+    /// Empty: the period began at a throttle the gate did not hold the key
+    /// for (a short hint, see `short_hint`), so the server had just refused.
+    Empty,
+    /// Neither is known.
+    Unknown,
+}
+
+/// Checkpoints of the accepted count kept since the last throttle, and
+/// their spacing: the last few seconds, in which the server's bucket last
+/// overflowed, if it did.
+const CHECKPOINTS: usize = 32;
+const CHECKPOINT_EVERY: f32 = 0.1;
+/// With a store, the shortest period whose count is a measure (seconds).
+const FLEET_MIN_PERIOD: f64 = 0.25;
+/// The shortest stretch a drain is measured over.
+const MIN_DRAIN: f64 = 0.1;
+
+#[derive(Debug, Clone)]
+pub(super) struct Meter {
+    /// `(seconds since the last throttle, accepted since it)`, a ring
+    /// (small: a key's entry carries it).
+    checkpoints: [(f32, u32); CHECKPOINTS],
+    /// Checkpoints written since the last throttle.
+    written: usize,
+    /// First release of the period; `None` until one happens.
+    start: Option<Instant>,
+    accepted: u64,
+    state: Start,
+    slow_start: bool,
+    last_throttle: Option<Instant>,
+    accepted_since_throttle: u64,
+    /// With a store: responses all processes had seen accepted when the
+    /// period began, and at the last throttle. The period's count is then
+    /// the fleet's, not this process's share.
+    fleet_at_start: Option<u64>,
+    fleet_at_throttle: Option<u64>,
+}
+
+impl Meter {
+    pub(super) fn new() -> Self {
+        Meter {
+            checkpoints: [(0.0, 0); CHECKPOINTS],
+            written: 0,
+            start: None,
+            accepted: 0,
+            // A key never seen is presumably at its full burst.
+            state: Start::Full,
+            slow_start: false,
+            last_throttle: None,
+            accepted_since_throttle: 0,
+            fleet_at_start: None,
+            fleet_at_throttle: None,
+        }
+    }
+
+    /// A release: the first one opens the period.
+    pub(super) fn on_grant(&mut self, now: Instant, slow_start: bool, fleet: Option<u64>) {
+        if self.start.is_none() {
+            self.start = Some(now);
+            self.slow_start = slow_start;
+            self.fleet_at_start = fleet;
+        }
+    }
+
+    /// Whether the current period has begun (its first release made).
+    pub(super) fn has_begun(&self) -> bool {
+        self.start.is_some()
+    }
+
+    /// `n` accepted responses counted outside the table's lock, to requests
+    /// of the current period (see `super::lane`: only a key that was never
+    /// throttled uses it, so no checkpoint is due).
+    pub(super) fn add_accepted(&mut self, n: u64) {
+        if self.start.is_some() {
+            self.accepted += n;
+        }
+        self.accepted_since_throttle += n;
+    }
+
+    /// Whether a response to `grant` belongs to the current period: a
+    /// throttle for a request released before it began belongs to the
+    /// episode already learned from.
+    pub(super) fn covers(&self, grant: Grant) -> bool {
+        self.start.is_some_and(|s| grant.released_at >= s)
+    }
+
+    /// Accepted in the current period: by all processes, with a store.
+    pub(super) fn accepted(&self, fleet: Option<u64>) -> u64 {
+        match (fleet, self.fleet_at_start) {
+            (Some(total), Some(at)) => total.saturating_sub(at).max(self.accepted),
+            _ => self.accepted,
+        }
+    }
+
+    /// An accepted response; `fleet` is what all processes saw accepted,
+    /// with a store.
+    pub(super) fn on_accepted(&mut self, now: Instant, grant: Grant, fleet: Option<u64>) {
+        if self.covers(grant) {
+            self.accepted += 1;
+        }
+        if let Some(throttle) = self.last_throttle {
+            let at = secs_between(throttle, now) as f32;
+            let last = self
+                .written
+                .checked_sub(1)
+                .map(|i| self.checkpoints[i % CHECKPOINTS].0);
+            if last.is_none_or(|t| at - t >= CHECKPOINT_EVERY) {
+                let count = match (fleet, self.fleet_at_throttle) {
+                    (Some(total), Some(at)) => total.saturating_sub(at),
+                    _ => self.accepted_since_throttle,
+                };
+                let count = u32::try_from(count).unwrap_or(u32::MAX);
+                self.checkpoints[self.written % CHECKPOINTS] = (at, count);
+                self.written += 1;
+            }
+        }
+        self.accepted_since_throttle += 1;
+    }
+
+    /// The server's refill rate implied by the stretch before a throttle at
+    /// `now` in which its bucket drained: a bucket last full at `s` and
+    /// empty at `now` accepted `burst + rate × (now − s)`, so the rate is at
+    /// least `(accepted since s − burst) ÷ (now − s)` for every `s`, with
+    /// equality at the last instant it was full. The burst is known as
+    /// `(a0, t0)`: a period from full to empty that accepted
+    /// `a0 = burst + rate × t0`, so the rate is
+    /// `(accepted since s − a0) ÷ (now − s − t0)`.
+    fn drained(&self, now: Instant, (a0, t0): (f64, f64)) -> Option<f64> {
+        let since = secs_between(self.last_throttle?, now);
+        let first = self.written.saturating_sub(CHECKPOINTS);
+        (first..self.written)
+            .map(|i| self.checkpoints[i % CHECKPOINTS])
+            .filter_map(|(t, count)| {
+                let secs = since - f64::from(t) - t0;
+                let accepted = self
+                    .accepted_since_throttle
+                    .saturating_sub(u64::from(count)) as f64;
+                (secs >= MIN_DRAIN).then(|| (accepted - a0) / secs)
+            })
+            .max_by(f64::total_cmp)
+    }
+
+    /// Starts afresh with the server presumably full (after an outage, or a
+    /// probe that showed a hint was meant).
+    pub(super) fn restart(&mut self) {
+        self.start = None;
+        self.accepted = 0;
+        self.state = Start::Full;
+    }
+
+    /// A throttle closes the period. `next` is how the next one begins.
+    /// `fleet` is what all processes saw accepted, with a store.
+    /// `burst` is the server's burst, as far as the learner knows it (see
+    /// `drained`).
+    pub(super) fn close(
+        &mut self,
+        now: Instant,
+        next: Start,
+        fleet: Option<u64>,
+        burst: Option<(f64, f64)>,
+    ) -> Period {
+        if let Some(total) = fleet {
+            // What all processes saw accepted, rather than this one's share.
+            if let Some(at_start) = self.fleet_at_start {
+                self.accepted = total.saturating_sub(at_start);
+            }
+            if let Some(at_throttle) = self.fleet_at_throttle {
+                self.accepted_since_throttle = total.saturating_sub(at_throttle);
+            }
+        }
+        let drained = burst.and_then(|b| self.drained(now, b));
+        let start = self.start.unwrap_or(now);
+        let sustained = self.last_throttle.and_then(|t| {
+            let secs = secs_between(t, now);
+            (secs > 0.0).then(|| self.accepted_since_throttle as f64 / secs)
+        });
+        // From an empty bucket, the period counts from the throttle that
+        // emptied it, with every request accepted since (those in flight
+        // then included), not from the first release after it.
+        let (from, accepted) = match (self.state, self.last_throttle) {
+            (Start::Empty, Some(t)) => (t, self.accepted_since_throttle),
+            _ => (start, self.accepted),
+        };
+        let period = Period {
+            secs: secs_between(from, now),
+            accepted: accepted as f64,
+            after_hold: self.state == Start::Full,
+            from_empty: self.state == Start::Empty,
+            slow_start: self.slow_start,
+            hint: None,
+            // A store's counts are read back every 50 ms or so: too coarse
+            // for a short period.
+            coarse: fleet.is_some() && secs_between(from, now) < FLEET_MIN_PERIOD,
+            drained,
+            sustained,
+        };
+        self.start = None;
+        self.accepted = 0;
+        self.state = next;
+        self.slow_start = false;
+        self.last_throttle = Some(now);
+        self.accepted_since_throttle = 0;
+        self.written = 0;
+        self.fleet_at_start = None;
+        self.fleet_at_throttle = fleet;
+        period
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn grant(at: Instant) -> Grant {
+        Grant::at(at, 1)
+    }
+
+    #[test]
+    fn the_drain_before_a_throttle_gives_the_rate_despite_an_overflow() {
+        // A bucket of 100/s, burst 10, emptied by a throttle at 0: the gate
+        // then sends 50/s for 1 s (the bucket fills at 0.2 s and overflows),
+        // then 150/s until it is empty again, 0.2 s later.
+        let t0 = Instant::now();
+        let mut m = Meter::new();
+        m.on_grant(t0, false, None);
+        let _ = m.close(t0, Start::Empty, None, None);
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        for i in 1..=50 {
+            m.on_grant(ms(i * 20), false, None);
+            m.on_accepted(ms(i * 20), grant(ms(i * 20)), None);
+        }
+        let mut t = 1000.0;
+        for _ in 0..30 {
+            t += 1000.0 / 150.0;
+            let at = t0 + Duration::from_secs_f64(t / 1000.0);
+            m.on_accepted(at, grant(at), None);
+        }
+        let end = t0 + Duration::from_secs_f64(t / 1000.0);
+        let p = m.close(end, Start::Empty, None, Some((10.0, 0.0)));
+        assert!(p.from_empty);
+        // 80 accepted in 1.2 s reads 67/s; the drain reads about 100.
+        assert!((p.accepted / p.secs - 66.7).abs() < 1.0, "{p:?}");
+        let drained = p.drained.unwrap();
+        assert!((drained - 100.0).abs() < 12.0, "{drained}");
+    }
+}
