@@ -160,6 +160,7 @@ fn authority_key<B>(req: &Request<B>, hasher: &KeyHasher) -> u64 {
     hasher.hash_one(CaseFolded(authority_of(req.uri(), req.headers())))
 }
 
+#[inline]
 fn authority_of<'a>(uri: &'a http::Uri, headers: &'a http::HeaderMap) -> &'a [u8] {
     match uri.authority() {
         Some(authority) => authority.as_str().as_bytes(),
@@ -205,6 +206,7 @@ impl KeyCache {
     /// [`authority_key`], from the cache when the name is byte for byte the
     /// last one seen (a plain comparison: a name in other case is hashed
     /// again, to the same key).
+    #[inline]
     fn authority_key<B>(&mut self, req: &Request<B>, hasher: &KeyHasher) -> u64 {
         let name = authority_of(req.uri(), req.headers());
         if self.len.map(usize::from) == Some(name.len())

@@ -103,6 +103,7 @@ impl<C> Breaker<C> {
     }
 
     /// Admission of a new request through `cell` (see [`Breaker::cell`]).
+    #[inline]
     pub(crate) fn admit(&self, cell: &Arc<Cell<C>>) -> Admission<C> {
         match cell.admit() {
             Admit::Go(ticket) => Admission::Go(Call {
@@ -170,6 +171,7 @@ pub(crate) struct Call<C> {
 
 impl<C> Call<C> {
     /// Classifies `result` and counts it.
+    #[inline]
     pub(crate) fn finish<Res, E>(mut self, result: Result<&Res, &E>)
     where
         C: ClassifyCall<Res, E>,

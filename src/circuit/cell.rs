@@ -79,6 +79,7 @@ impl<C> Cell<C> {
     }
 
     /// Whether the map still holds this cell.
+    #[inline]
     pub(crate) fn is_live(&self) -> bool {
         !self.evicted.load(Ordering::Relaxed)
     }
@@ -88,6 +89,7 @@ impl<C> Cell<C> {
     }
 
     /// Admission of a new call.
+    #[inline]
     pub(crate) fn admit(&self) -> Admit {
         let token = self.closed.load(Ordering::Acquire);
         if token != 0 {
@@ -112,6 +114,7 @@ impl<C> Cell<C> {
     }
 
     /// The end of an admitted call; `None` when it was dropped unfinished.
+    #[inline]
     pub(crate) fn finish(&self, ticket: Ticket, outcome: Option<CallOutcome>) {
         let settings = &self.common.settings;
         let now = ticket.needs_clock(settings, outcome).then(Instant::now);

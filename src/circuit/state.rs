@@ -58,6 +58,7 @@ pub(crate) struct Ticket {
 impl Ticket {
     /// A call admitted by a closed breaker of `generation` (at `started`,
     /// if the clock was read), counted in window bucket `bucket`.
+    #[inline]
     pub(crate) fn closed(generation: u64, started: Option<Instant>, bucket: u64) -> Self {
         Ticket {
             generation,
@@ -67,6 +68,7 @@ impl Ticket {
         }
     }
 
+    #[inline]
     fn probe(self, probe: bool) -> Self {
         Ticket { probe, ..self }
     }
@@ -75,6 +77,7 @@ impl Ticket {
     /// failure that may open the breaker (its break starts now, not when
     /// the call started), or a probe (the hung-probe rule counts from the
     /// last probe that ended).
+    #[inline]
     pub(crate) fn needs_clock(&self, s: &Settings, outcome: Option<CallOutcome>) -> bool {
         self.probe || s.slow_call.is_some() || outcome == Some(CallOutcome::Failure)
     }
@@ -82,6 +85,7 @@ impl Ticket {
     /// Whether its outcome changes anything. A success of a call admitted
     /// while closed does not (it was counted on admission) unless the
     /// slow-call rule makes it a failure: the common case takes no lock.
+    #[inline]
     pub(crate) fn matters(
         &self,
         s: &Settings,
@@ -92,6 +96,7 @@ impl Ticket {
     }
 
     /// The outcome, with the slow-call rule applied.
+    #[inline]
     fn judge(
         &self,
         s: &Settings,

@@ -114,6 +114,7 @@ impl Window {
     /// the module docs); returns its bucket, for [`Window::fail`] or
     /// [`Window::uncount`] once it ends. A call counts from its admission,
     /// so that a success costs nothing more.
+    #[inline]
     pub(crate) fn admit(&self) -> u64 {
         let head = self.head.load(Ordering::Relaxed);
         let word = &self.calls[slot(head)];
