@@ -259,26 +259,13 @@ impl Gate {
     }
 
     pub(super) fn complete(&self, key: u64, grant: Grant, finish: Finish<'_>) {
-        let knobs = self.config.knobs();
         self.with_entry(key, |entry, now, wake| match finish {
             Finish::Unsent => entry.ungrant(now, grant),
             Finish::Failed => entry.land(grant),
             Finish::Answered(outcome) => {
                 let uncounted = entry.not_yet_counted(now, grant);
-                let next_seq = entry.next_seq();
-                let (limited, named) = entry
-                    .constraints
-                    .on_response(now, outcome, grant, uncounted, next_seq, knobs);
-                if let Some(resource) = named {
-                    if grant.need.route != 0 {
-                        entry.learn_route(grant.need.route, resource);
-                    }
-                }
                 entry.land(grant);
-                if let Some(limited) = limited {
-                    trace_limited(key, limited, entry.queue.len());
-                    entry.sweep(now, wake);
-                }
+                self.learn(key, entry, now, wake, outcome, grant, uncounted);
             }
         });
     }
@@ -288,7 +275,6 @@ impl Gate {
     /// closed: the table takes it as it takes any answer, for a request it
     /// did not track in flight.
     pub(super) fn complete_fast(&self, grant: FastGrant, outcome: &Outcome) {
-        let knobs = self.config.knobs();
         let released_at = self.lanes.released_at(&grant);
         let key = grant.key;
         self.with_entry(key, |entry, now, wake| {
@@ -298,20 +284,41 @@ impl Gate {
                 generation: grant.generation,
                 need: Need::default(),
             };
-            let next_seq = entry.next_seq();
-            let (limited, _) = entry.constraints.on_response(
-                now,
-                outcome,
-                grant,
-                Uncounted::default(),
-                next_seq,
-                knobs,
-            );
-            if let Some(limited) = limited {
-                trace_limited(key, limited, entry.queue.len());
-                entry.sweep(now, wake);
-            }
+            let uncounted = Uncounted::default();
+            self.learn(key, entry, now, wake, outcome, grant, uncounted);
         });
+    }
+
+    /// What an answer to `grant` teaches `key`'s entry: its constraints,
+    /// the resource of its route, and, if the key became limited, a sweep
+    /// of the waiters that can no longer make their bounds.
+    #[allow(clippy::too_many_arguments)]
+    fn learn(
+        &self,
+        key: u64,
+        entry: &mut Entry,
+        now: Instant,
+        wake: &mut Vec<Waker>,
+        outcome: &Outcome,
+        grant: Grant,
+        uncounted: Uncounted,
+    ) {
+        let next_seq = entry.next_seq();
+        let (limited, named) = entry.constraints.on_response(
+            now,
+            outcome,
+            grant,
+            uncounted,
+            next_seq,
+            self.config.knobs(),
+        );
+        if let (Some(resource), route @ 1..) = (named, grant.need.route) {
+            entry.learn_route(route, resource);
+        }
+        if let Some(limited) = limited {
+            trace_limited(key, limited, entry.queue.len());
+            entry.sweep(now, wake);
+        }
     }
 
     /// News from the store about a key (`{prefix}:{key hex}`): pump it.
