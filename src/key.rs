@@ -107,6 +107,22 @@ impl KeyFn {
         }
     }
 
+    /// The default key of `req` (remembered in `cache`), read in place;
+    /// `None` for a custom key function, which needs the request's `Parts`
+    /// ([`KeyFn::key`]).
+    #[inline]
+    pub(crate) fn key_in_place<B>(
+        &self,
+        req: &Request<B>,
+        hasher: &KeyHasher,
+        cache: &mut KeyCache,
+    ) -> Option<u64> {
+        match self {
+            KeyFn::Authority => Some(cache.authority_key(req, hasher)),
+            KeyFn::Custom(_) => None,
+        }
+    }
+
     /// The key of `req`. The request is taken and given back because a custom
     /// function sees `Parts`, which only `into_parts` can lend (a move, no copy).
     pub(crate) fn key<B>(&self, req: Request<B>, hasher: &KeyHasher) -> (u64, Request<B>) {

@@ -1,13 +1,17 @@
 //! The response future of [`RateLimitAware`](super::RateLimitAware):
 //! wait for a permit → drive the inner service → learn from its response.
+//!
+//! A request admitted at once is the common case, so the future holds only
+//! the inner future and its permit; what a held request needs until it is
+//! released (the waiting place, a clone of the service, the request) is
+//! boxed, so that the happy path moves a small future around.
 
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
-
-use std::marker::PhantomData;
 
 use http::{Request, Response};
 use pin_project_lite::pin_project;
@@ -27,21 +31,27 @@ pin_project! {
         S: Service<Request<B>>,
     {
         #[pin]
-        state: State<S::Future>,
-        svc: Option<S>,
-        req: Option<Request<B>>,
-        permit: Option<Permit>,
+        state: State<S, B, S::Future>,
         refusal: PhantomData<fn() -> R>,
     }
 }
 
+/// A request not sent yet: its place in line (then its permit), the service
+/// to call once released, and the request.
+struct Held<S, B> {
+    wait: Option<Waiting>,
+    permit: Option<Permit>,
+    svc: S,
+    req: Request<B>,
+}
+
 pin_project! {
     #[project = StateProj]
-    enum State<F> {
-        Waiting { wait: Waiting },
-        Readying,
-        Calling { #[pin] fut: F },
-        Refused { wait: Duration },
+    #[project_replace = StateProjReplace]
+    enum State<S, B, F> {
+        Held { held: Box<Held<S, B>> },
+        Calling { #[pin] fut: F, permit: Option<Permit> },
+        Refused { wait: Duration, held: Option<Box<Held<S, B>>> },
         Done,
     }
 }
@@ -52,34 +62,31 @@ where
 {
     /// Granted at once (or, for a gate that never refuses, sent without a
     /// permit): the request was already handed to the service.
+    #[inline]
     pub(super) fn calling(fut: S::Future, permit: Option<Permit>) -> Self {
-        ResponseFuture {
-            state: State::Calling { fut },
-            svc: None,
-            req: None,
-            permit,
-            refusal: PhantomData,
-        }
+        Self::with(State::Calling { fut, permit })
     }
 
     /// Held: `svc` is called once the gate releases the request.
     pub(super) fn waiting(wait: Waiting, svc: S, req: Request<B>) -> Self {
-        ResponseFuture {
-            state: State::Waiting { wait },
-            svc: Some(svc),
-            req: Some(req),
+        let held = Box::new(Held {
+            wait: Some(wait),
             permit: None,
-            refusal: PhantomData,
-        }
+            svc,
+            req,
+        });
+        Self::with(State::Held { held })
     }
 
     /// Refused at once: the answer is a local 429.
     pub(super) fn refused(wait: Duration) -> Self {
+        Self::with(State::Refused { wait, held: None })
+    }
+
+    #[inline]
+    fn with(state: State<S, B, S::Future>) -> Self {
         ResponseFuture {
-            state: State::Refused { wait },
-            svc: None,
-            req: None,
-            permit: None,
+            state,
             refusal: PhantomData,
         }
     }
@@ -93,64 +100,79 @@ where
     type Output = Result<Response<Rb>, S::Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
+        let mut state = self.project().state;
         loop {
-            match this.state.as_mut().project() {
-                StateProj::Waiting { wait } => match ready!(wait.poll(cx)) {
-                    Ok(permit) => {
-                        *this.permit = Some(permit);
-                        this.state.set(State::Readying);
-                    }
-                    Err(wait) => {
-                        this.state.set(State::Refused { wait });
-                    }
-                },
-                StateProj::Readying => {
-                    let (Some(svc), Some(_)) = (this.svc.as_mut(), this.req.as_ref()) else {
-                        this.state.set(State::Done);
-                        continue;
-                    };
-                    if let Err(e) = ready!(svc.poll_ready(cx)) {
-                        // Never sent: the permit's drop gives the release back.
-                        this.permit.take();
-                        this.state.set(State::Done);
-                        return Poll::Ready(Err(e));
-                    }
-                    let (Some(mut svc), Some(req)) = (this.svc.take(), this.req.take()) else {
-                        continue;
-                    };
-                    let fut = svc.call(req);
-                    if let Some(permit) = this.permit.as_mut() {
-                        permit.mark_sent();
-                    }
-                    this.state.set(State::Calling { fut });
-                }
-                StateProj::Calling { fut } => {
+            match state.as_mut().project() {
+                StateProj::Calling { fut, permit } => {
                     let result = ready!(fut.poll(cx));
-                    if let Some(permit) = this.permit.take() {
+                    if let Some(permit) = permit.take() {
                         match &result {
                             Ok(res) => permit.finish_response(res.status(), res.headers()),
                             Err(_) => permit.finish(None),
                         }
                     }
-                    this.state.set(State::Done);
+                    state.set(State::Done);
                     return Poll::Ready(result);
                 }
-                StateProj::Refused { wait } => {
+                StateProj::Held { held } => {
+                    if let Some(wait) = held.wait.as_mut() {
+                        match ready!(wait.poll(cx)) {
+                            Ok(permit) => {
+                                held.wait = None;
+                                held.permit = Some(permit);
+                            }
+                            Err(wait) => {
+                                held.wait = None;
+                                let held = take_held(&mut state);
+                                state.set(State::Refused { wait, held });
+                                continue;
+                            }
+                        }
+                    }
+                    if let Err(e) = ready!(held.svc.poll_ready(cx)) {
+                        // Never sent: the permit's drop gives the release back.
+                        state.set(State::Done);
+                        return Poll::Ready(Err(e));
+                    }
+                    let Some(held) = take_held(&mut state) else {
+                        continue;
+                    };
+                    let Held {
+                        mut svc,
+                        req,
+                        mut permit,
+                        ..
+                    } = *held;
+                    let fut = svc.call(req);
+                    if let Some(permit) = permit.as_mut() {
+                        permit.mark_sent();
+                    }
+                    state.set(State::Calling { fut, permit });
+                }
+                StateProj::Refused { wait, held } => {
                     let Some(res) = R::local_response(*wait) else {
                         // A gate that never refuses sends the request anyway
                         // (unreachable with `max_wait` at its maximum).
-                        this.state.set(State::Readying);
+                        match held.take() {
+                            Some(held) => state.set(State::Held { held }),
+                            None => state.set(State::Done),
+                        }
                         continue;
                     };
-                    this.svc.take();
-                    this.req.take();
-                    this.state.set(State::Done);
+                    state.set(State::Done);
                     return Poll::Ready(Ok(res));
                 }
                 StateProj::Done => panic!("ResponseFuture polled after completion"),
             }
         }
+    }
+}
+
+/// Takes the held request out of `state` (leaving it `Done`).
+fn take_held<S, B, F>(state: &mut Pin<&mut State<S, B, F>>) -> Option<Box<Held<S, B>>> {
+    match state.as_mut().project_replace(State::Done) {
+        StateProjReplace::Held { held } => Some(held),
+        _ => None,
     }
 }
 
@@ -160,8 +182,8 @@ where
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
-            State::Waiting { .. } => "Waiting",
-            State::Readying => "Readying",
+            State::Held { held } if held.wait.is_some() => "Waiting",
+            State::Held { .. } => "Readying",
             State::Calling { .. } => "Calling",
             State::Refused { .. } => "Refused",
             State::Done => "Done",

@@ -60,16 +60,19 @@ impl Lanes {
         }
     }
 
+    #[inline]
     fn lane(&self, key: u64) -> &Lane {
         // Keys are already uniform hashes.
         &self.lanes[(key % LANES as u64) as usize]
     }
 
+    #[inline]
     fn is_open_for(lane: &Lane, key: u64) -> bool {
         lane.key.load(Ordering::Acquire) == key && lane.open.load(Ordering::Acquire)
     }
 
     /// Lock-free: a release for `key` if its lane is open.
+    #[inline]
     pub(super) fn try_release(&self, key: u64) -> Option<FastGrant> {
         let lane = self.lane(key);
         Self::is_open_for(lane, key).then(|| FastGrant {
@@ -81,6 +84,7 @@ impl Lanes {
 
     /// Lock-free: counts a plain accepted answer to `grant`, if its lane
     /// is still open for its key; `false` when the table must take it.
+    #[inline]
     pub(super) fn count_accepted(&self, grant: &FastGrant) -> bool {
         let lane = self.lane(grant.key);
         if !Self::is_open_for(lane, grant.key) {

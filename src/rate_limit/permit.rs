@@ -28,6 +28,7 @@ pub(crate) enum Acquire {
 
 /// A release through `key`'s lane, if it is open: no lock (see
 /// [`super::lane`]).
+#[inline]
 pub(crate) fn fast(gate: &Arc<Gate>, key: u64) -> Option<Permit> {
     let grant = gate.lanes.try_release(key)?;
     Some(Permit {
@@ -87,11 +88,13 @@ impl Permit {
     }
 
     /// The request has been handed to the inner service.
+    #[inline]
     pub(crate) fn mark_sent(&mut self) {
         self.sent = true;
     }
 
     /// The inner service answered with `status` and `headers`.
+    #[inline]
     pub(crate) fn finish_response(self, status: StatusCode, headers: &HeaderMap) {
         if let Held::Fast(grant) = self.grant {
             // Through an open lane, a plain answer is one increment.

@@ -75,11 +75,13 @@ impl Outcome {
     /// Whether a response is a plain acceptance, with nothing to learn: not
     /// a 429 or 503, no gRPC status, no hint header (so not a throttling
     /// 403 either). Cheaper than [`Outcome::read`]: a scan of the names.
+    #[inline]
     pub(super) fn is_plain(status: StatusCode, headers: &HeaderMap) -> bool {
+        static GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
         status != StatusCode::TOO_MANY_REQUESTS
             && status != StatusCode::SERVICE_UNAVAILABLE
             && (headers.is_empty()
-                || (!headers.contains_key("grpc-status") && !headers::has_hints(headers)))
+                || (!headers.contains_key(&GRPC_STATUS) && !headers::has_hints(headers)))
     }
 }
 

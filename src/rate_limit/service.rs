@@ -36,12 +36,19 @@ use crate::key::KeyCache;
 /// [`Local429`](super::Local429).
 pub struct RateLimitAware<S, R = WaitForPermit> {
     inner: S,
-    gate: Arc<Gate>,
-    fns: RequestFns,
+    /// The gate and how requests are read, behind one pointer: tower's
+    /// retry clones the service for every request.
+    shared: Arc<Shared>,
     /// The last default key computed: a run of requests to one host costs
     /// a comparison, not a hash.
     cache: KeyCache,
     refusal: PhantomData<fn() -> R>,
+}
+
+/// What every clone of a service shares.
+struct Shared {
+    gate: Arc<Gate>,
+    fns: RequestFns,
 }
 
 impl<S> RateLimitAware<S> {
@@ -60,8 +67,7 @@ impl<S, R> RateLimitAware<S, R> {
     pub(super) fn from_parts(inner: S, gate: Arc<Gate>, fns: RequestFns) -> Self {
         RateLimitAware {
             inner,
-            gate,
-            fns,
+            shared: Arc::new(Shared { gate, fns }),
             cache: KeyCache::default(),
             refusal: PhantomData,
         }
@@ -84,7 +90,7 @@ impl<S, R> RateLimitAware<S, R> {
 
     /// A snapshot of the shared state; see [`GateStats`].
     pub fn stats(&self) -> GateStats {
-        self.gate.stats()
+        self.shared.gate.stats()
     }
 }
 
@@ -92,8 +98,7 @@ impl<S: Clone, R> Clone for RateLimitAware<S, R> {
     fn clone(&self) -> Self {
         RateLimitAware {
             inner: self.inner.clone(),
-            gate: self.gate.clone(),
-            fns: self.fns.clone(),
+            shared: self.shared.clone(),
             cache: self.cache,
             refusal: PhantomData,
         }
@@ -104,8 +109,8 @@ impl<S: fmt::Debug, R> fmt::Debug for RateLimitAware<S, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RateLimitAware")
             .field("inner", &self.inner)
-            .field("gate", &self.gate)
-            .field("key", &self.fns.key)
+            .field("gate", &self.shared.gate)
+            .field("key", &self.shared.fns.key)
             .finish()
     }
 }
@@ -123,17 +128,27 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        let (key, req) = self.fns.key(req, &self.gate.hasher, &mut self.cache);
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let Shared { gate, fns } = &*self.shared;
+        // The default key is read in place: the request is not moved around
+        // on its way to the inner service.
+        let key = match fns.key.key_in_place(&req, &gate.hasher, &mut self.cache) {
+            Some(key) => key,
+            None => {
+                let (key, taken) = fns.key(req, &gate.hasher, &mut self.cache);
+                req = taken;
+                key
+            }
+        };
         // A key about which nothing is known: no lock, nothing to read.
-        if let Some(mut permit) = fast(&self.gate, key) {
+        if let Some(mut permit) = fast(gate, key) {
             let fut = self.inner.call(req);
             permit.mark_sent();
             return ResponseFuture::calling(fut, Some(permit));
         }
-        let read = self.fns.read(req);
+        let read = fns.read(req);
         let req = read.req;
-        match acquire(&self.gate, key, read.need, read.deadline) {
+        match acquire(gate, key, read.need, read.deadline) {
             Acquire::Go(mut permit) => {
                 let fut = self.inner.call(req);
                 permit.mark_sent();
@@ -155,7 +170,7 @@ where
                 tracing::info!(
                     authority = ?req.uri().authority(),
                     ?wait,
-                    max_wait = ?self.gate.config.max_wait,
+                    max_wait = ?gate.config.max_wait,
                     "rate limit: wait exceeds max_wait, answering 429 locally"
                 );
                 ResponseFuture::refused(wait)

@@ -14,9 +14,12 @@ pin_project! {
     /// The backoff before the next attempt: a timer that, if dropped before
     /// it fires (the caller gave up on the request), gives the retry's cost
     /// back to the budget.
+    ///
+    /// The timer is boxed (allocated only when a retry is planned), so that
+    /// tower's response future, which has room for it, stays small on the
+    /// happy path.
     pub struct Backoff {
-        #[pin]
-        sleep: Sleep,
+        sleep: Pin<Box<Sleep>>,
         refund: Option<Refund>,
     }
 
@@ -37,7 +40,7 @@ struct Refund {
 impl Backoff {
     pub(super) fn new(sleep: Sleep, budget: Option<Arc<dyn RetryBudget>>, cost: RetryCost) -> Self {
         Backoff {
-            sleep,
+            sleep: Box::pin(sleep),
             refund: budget.map(|budget| Refund { budget, cost }),
         }
     }
@@ -56,7 +59,7 @@ impl Future for Backoff {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.project();
-        ready!(this.sleep.poll(cx));
+        ready!(this.sleep.as_mut().poll(cx));
         // The retry goes ahead: its cost stays spent.
         *this.refund = None;
         Poll::Ready(())

@@ -110,6 +110,23 @@ pub trait RetryRequest: Sized {
 pub trait ReplayBody: Sized {
     /// A copy of the body, or `None` when it cannot be replayed.
     fn try_clone_body(&self) -> Option<Self>;
+
+    /// A copy of a whole request with this body, or `None` when the body
+    /// cannot be replayed. The default copies the head around
+    /// [`try_clone_body`](Self::try_clone_body); the crate's bodies that are
+    /// `Clone` copy the request in one go, which is cheaper. There is no
+    /// need to implement it.
+    #[doc(hidden)]
+    fn try_clone_request(req: &Request<Self>) -> Option<Request<Self>> {
+        let body = req.body().try_clone_body()?;
+        let mut copy = Request::new(body);
+        *copy.method_mut() = req.method().clone();
+        *copy.uri_mut() = req.uri().clone();
+        *copy.version_mut() = req.version();
+        *copy.headers_mut() = req.headers().clone();
+        *copy.extensions_mut() = req.extensions().clone();
+        Some(copy)
+    }
 }
 
 macro_rules! replay_by_clone {
@@ -117,6 +134,11 @@ macro_rules! replay_by_clone {
         $(impl ReplayBody for $ty {
             fn try_clone_body(&self) -> Option<Self> {
                 Some(self.clone())
+            }
+
+            #[inline]
+            fn try_clone_request(req: &Request<Self>) -> Option<Request<Self>> {
+                Some(req.clone())
             }
         })*
     };
@@ -128,18 +150,17 @@ impl<D: Clone> ReplayBody for Full<D> {
     fn try_clone_body(&self) -> Option<Self> {
         Some(self.clone())
     }
+
+    #[inline]
+    fn try_clone_request(req: &Request<Self>) -> Option<Request<Self>> {
+        Some(req.clone())
+    }
 }
 
 impl<B: ReplayBody> RetryRequest for Request<B> {
+    #[inline]
     fn try_clone(&self) -> Option<Self> {
-        let body = self.body().try_clone_body()?;
-        let mut req = Request::new(body);
-        *req.method_mut() = self.method().clone();
-        *req.uri_mut() = self.uri().clone();
-        *req.version_mut() = self.version();
-        *req.headers_mut() = self.headers().clone();
-        *req.extensions_mut() = self.extensions().clone();
-        Some(req)
+        B::try_clone_request(self)
     }
 
     fn is_idempotent(&self) -> bool {
