@@ -239,8 +239,17 @@ const GRPC_RESOURCE_EXHAUSTED: u16 = 8;
 const GRPC_UNAVAILABLE: u16 = 14;
 
 impl<B, Rb, E: 'static> Classify<Request<B>, Response<Rb>, E> for HttpClassifier {
+    #[inline]
     fn classify(&self, _req: &Request<B>, result: Result<&Response<Rb>, &E>) -> Decision {
         match result {
+            // The common answer: a success with nothing else to read.
+            Ok(res)
+                if res.status().is_success()
+                    && res.headers().is_empty()
+                    && res.extensions().is_empty() =>
+            {
+                Decision::success()
+            }
             Ok(res) => match res.extensions().get::<CircuitOpen>() {
                 // The breaker answered without sending: proof of "not
                 // processed", and its exact wait (`Retry-After` is rounded

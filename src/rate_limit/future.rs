@@ -17,7 +17,7 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::permit::{Permit, Waiting};
+use super::permit::{FastPermit, Permit, Waiting};
 use super::refusal::Refusal;
 
 pin_project! {
@@ -50,6 +50,7 @@ pin_project! {
     #[project_replace = StateProjReplace]
     enum State<S, B, F> {
         Held { held: Box<Held<S, B>> },
+        Fast { #[pin] fut: F, permit: Option<FastPermit> },
         Calling { #[pin] fut: F, permit: Option<Permit> },
         Refused { wait: Duration, held: Option<Box<Held<S, B>>> },
         Done,
@@ -65,6 +66,16 @@ where
     #[inline]
     pub(super) fn calling(fut: S::Future, permit: Option<Permit>) -> Self {
         Self::with(State::Calling { fut, permit })
+    }
+
+    /// Released through an open lane: the request was already handed to
+    /// the service.
+    #[inline]
+    pub(super) fn fast(fut: S::Future, permit: FastPermit) -> Self {
+        Self::with(State::Fast {
+            fut,
+            permit: Some(permit),
+        })
     }
 
     /// Held: `svc` is called once the gate releases the request.
@@ -103,6 +114,15 @@ where
         let mut state = self.project().state;
         loop {
             match state.as_mut().project() {
+                StateProj::Fast { fut, permit } => {
+                    let result = ready!(fut.poll(cx));
+                    if let (Ok(res), Some(permit)) = (&result, permit.take()) {
+                        permit.finish_response(res.status(), res.headers());
+                    }
+                    // An error teaches a lane nothing: nothing was taken.
+                    state.set(State::Done);
+                    return Poll::Ready(result);
+                }
                 StateProj::Calling { fut, permit } => {
                     let result = ready!(fut.poll(cx));
                     if let Some(permit) = permit.take() {
@@ -184,7 +204,7 @@ where
         let state = match &self.state {
             State::Held { held } if held.wait.is_some() => "Waiting",
             State::Held { .. } => "Readying",
-            State::Calling { .. } => "Calling",
+            State::Fast { .. } | State::Calling { .. } => "Calling",
             State::Refused { .. } => "Refused",
             State::Done => "Done",
         };

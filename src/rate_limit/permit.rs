@@ -29,15 +29,49 @@ pub(crate) enum Acquire {
 /// A release through `key`'s lane, if it is open: no lock (see
 /// [`super::lane`]).
 #[inline]
-pub(crate) fn fast(gate: &Arc<Gate>, key: u64) -> Option<Permit> {
+pub(crate) fn fast(gate: &Arc<Gate>, key: u64) -> Option<FastPermit> {
     let grant = gate.lanes.try_release(key)?;
-    Some(Permit {
+    Some(FastPermit {
         gate: gate.clone(),
-        key,
-        grant: Held::Fast(grant),
-        sent: false,
-        done: false,
+        grant,
     })
+}
+
+/// A release through an open lane, which the table does not track in
+/// flight: dropping it gives nothing back, since nothing was taken.
+pub(crate) struct FastPermit {
+    gate: Arc<Gate>,
+    grant: FastGrant,
+}
+
+impl FastPermit {
+    /// The inner service answered with `status` and `headers`: a plain
+    /// answer is one increment; anything else goes to the table.
+    #[inline]
+    pub(crate) fn finish_response(self, status: StatusCode, headers: &HeaderMap) {
+        if Outcome::is_plain(status, headers) && self.gate.lanes.count_accepted(&self.grant) {
+            return;
+        }
+        self.finish_news(status, headers);
+    }
+
+    #[cold]
+    fn finish_news(self, status: StatusCode, headers: &HeaderMap) {
+        self.finish(&Outcome::read(status, headers));
+    }
+
+    /// The answer, read, goes to the table.
+    pub(crate) fn finish(self, outcome: &Outcome) {
+        self.gate.complete_fast(self.grant, outcome);
+    }
+}
+
+impl fmt::Debug for FastPermit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FastPermit")
+            .field("key", &format_args!("{:016x}", self.grant.key))
+            .finish()
+    }
 }
 
 /// Admission of a new request for `key`.
@@ -63,17 +97,9 @@ pub(crate) fn acquire(
 pub(crate) struct Permit {
     gate: Arc<Gate>,
     key: u64,
-    grant: Held,
+    grant: Grant,
     sent: bool,
     done: bool,
-}
-
-/// A release the table tracks in flight, or one through an open lane,
-/// which it does not.
-#[derive(Debug, Clone, Copy)]
-enum Held {
-    Tracked(Grant),
-    Fast(FastGrant),
 }
 
 impl Permit {
@@ -81,7 +107,7 @@ impl Permit {
         Permit {
             gate,
             key,
-            grant: Held::Tracked(grant),
+            grant,
             sent: false,
             done: false,
         }
@@ -94,37 +120,25 @@ impl Permit {
     }
 
     /// The inner service answered with `status` and `headers`.
-    #[inline]
     pub(crate) fn finish_response(self, status: StatusCode, headers: &HeaderMap) {
-        if let Held::Fast(grant) = self.grant {
-            // Through an open lane, a plain answer is one increment.
-            // (Dropping a fast permit gives nothing back: nothing was taken.)
-            if Outcome::is_plain(status, headers) && self.gate.lanes.count_accepted(&grant) {
-                return;
-            }
-        }
         self.finish(Some(&Outcome::read(status, headers)));
     }
 
     /// The inner service answered (or failed, with `None`).
     pub(crate) fn finish(mut self, outcome: Option<&Outcome>) {
         self.done = true;
-        match (self.grant, outcome) {
-            (Held::Tracked(grant), Some(outcome)) => {
-                self.gate
-                    .complete(self.key, grant, Finish::Answered(outcome))
-            }
-            (Held::Tracked(grant), None) => self.gate.complete(self.key, grant, Finish::Failed),
-            (Held::Fast(grant), Some(outcome)) => self.gate.complete_fast(grant, outcome),
-            // Nothing was taken for it, and nothing came back.
-            (Held::Fast(_), None) => {}
-        }
+        let finish = match outcome {
+            Some(outcome) => Finish::Answered(outcome),
+            None => Finish::Failed,
+        };
+        self.gate.complete(self.key, self.grant, finish);
     }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        if let (false, Held::Tracked(grant)) = (self.done, self.grant) {
+        if !self.done {
+            let grant = self.grant;
             let finish = if self.sent {
                 Finish::Failed
             } else {

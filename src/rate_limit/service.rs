@@ -141,10 +141,8 @@ where
             }
         };
         // A key about which nothing is known: no lock, nothing to read.
-        if let Some(mut permit) = fast(gate, key) {
-            let fut = self.inner.call(req);
-            permit.mark_sent();
-            return ResponseFuture::calling(fut, Some(permit));
+        if let Some(permit) = fast(gate, key) {
+            return ResponseFuture::fast(self.inner.call(req), permit);
         }
         let read = fns.read(req);
         let req = read.req;

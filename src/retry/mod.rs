@@ -115,10 +115,13 @@ struct RequestState {
     start: Option<Instant>,
     prev_delay: Duration,
     last_cost: Option<RetryCost>,
-    rng: Option<BackoffRng>,
+    /// Drawn from at the first retry; boxed so that the per-request copy
+    /// tower makes of the policy stays small on the happy path.
+    rng: Option<Box<BackoffRng>>,
 }
 
 impl<C: Clone> Clone for BackoffRetryLayer<C> {
+    #[inline]
     fn clone(&self) -> Self {
         BackoffRetryLayer {
             config: self.config.clone(),

@@ -19,8 +19,13 @@ where
 {
     type Future = Backoff;
 
+    #[inline]
     fn retry(&mut self, req: &mut Req, result: &mut Result<Res, E>) -> Option<Backoff> {
         let decision = self.classifier.classify(req, result.as_ref());
+        if decision.is_success() && self.config.budget.is_none() {
+            // The happy path: nothing to count, nothing to plan.
+            return None;
+        }
         let attempt = self.state.attempts.saturating_add(1);
         self.state.attempts = attempt;
         match self.plan_retry(req, &decision, attempt) {
@@ -55,6 +60,7 @@ where
         }
     }
 
+    #[inline]
     fn clone_request(&mut self, req: &Req) -> Option<Req> {
         let first = self.state.attempts == 0;
         if first && self.config.max_elapsed.is_some() {
@@ -63,16 +69,26 @@ where
             // the clone.
             self.state.start = Some(Instant::now());
         }
-        let copy = req.try_clone();
-        if copy.is_none() && first {
-            // tower#690: a `None` here silently disables retries; say so once.
-            tracing::debug!(
-                target: "tower_backoff::retry",
-                "request cannot be replayed (streaming or non-clonable body); it is sent once and never retried: buffer it with BackoffRetryLayer::buffered or BufferBodyLayer"
-            );
+        match req.try_clone() {
+            Some(copy) => Some(copy),
+            None => {
+                if first {
+                    not_replayable();
+                }
+                None
+            }
         }
-        copy
     }
+}
+
+/// tower#690: a `None` from `clone_request` silently disables retries; say
+/// so once per request.
+#[cold]
+fn not_replayable() {
+    tracing::debug!(
+        target: "tower_backoff::retry",
+        "request cannot be replayed (streaming or non-clonable body); it is sent once and never retried: buffer it with BackoffRetryLayer::buffered or BufferBodyLayer"
+    );
 }
 
 impl<C> BackoffRetryLayer<C> {
@@ -131,8 +147,9 @@ impl<C> BackoffRetryLayer<C> {
 
         let rng = self.state.rng.get_or_insert_with(|| {
             let stream = config.streams.fetch_add(1, Ordering::Relaxed);
-            BackoffRng::seeded(mix64(config.seed ^ mix64(stream)))
+            Box::new(BackoffRng::seeded(mix64(config.seed ^ mix64(stream))))
         });
+        let rng = &mut **rng;
         let base = config
             .schedule
             .delay(attempt - 1, self.state.prev_delay, rng)

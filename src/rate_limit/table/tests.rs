@@ -186,10 +186,8 @@ fn open_config() -> Config {
     }
 }
 
-fn fast_go(g: &Arc<Gate>, key: u64) -> Permit {
-    let mut p = crate::rate_limit::permit::fast(g, key).expect("the key's lane is open");
-    p.mark_sent();
-    p
+fn fast_go(g: &Arc<Gate>, key: u64) -> crate::rate_limit::permit::FastPermit {
+    crate::rate_limit::permit::fast(g, key).expect("the key's lane is open")
 }
 
 #[tokio::test(start_paused = true)]
@@ -202,10 +200,10 @@ async fn a_key_about_which_nothing_is_known_goes_by_its_lane_until_a_throttle_cl
     // The first release begins the key's period: from then on its lane is open.
     go(acquire(&g, 1, Need::default(), None)).finish(Some(&ok()));
     for _ in 0..10 {
-        fast_go(&g, 1).finish(Some(&ok()));
+        fast_go(&g, 1).finish(&ok());
     }
     assert_eq!(g.stats().in_flight, 0);
-    fast_go(&g, 1).finish(Some(&throttle(Some("2"))));
+    fast_go(&g, 1).finish(&throttle(Some("2")));
     assert!(crate::rate_limit::permit::fast(&g, 1).is_none(), "held");
     assert_eq!(g.stats().limited_keys, 1);
     let mut held = wait(acquire(&g, 1, Need::default(), None));
@@ -224,11 +222,11 @@ async fn answers_counted_on_the_lane_teach_the_learner_as_any_other() {
     // 100 accepted a second for a second, through the lane.
     for _ in 0..100 {
         tokio::time::advance(Duration::from_millis(10)).await;
-        fast_go(&g, 1).finish(Some(&ok()));
+        fast_go(&g, 1).finish(&ok());
     }
     // A bare 429: the learner's first guess is half the rate accepted
     // (50/s), not half of the one release the table saw (0.5/s).
-    fast_go(&g, 1).finish(Some(&throttle(None)));
+    fast_go(&g, 1).finish(&throttle(None));
     let mut waits = Vec::new();
     for _ in 0..3 {
         match acquire(&g, 1, Need::default(), None) {
