@@ -36,15 +36,31 @@ pub(crate) struct FastGrant {
     pub(super) generation: u64,
 }
 
+/// One lane, on cache lines of its own: what each release reads (owner,
+/// open, published) apart from the counter each answer bumps, so that
+/// concurrent requests to one key do not invalidate each other's reads.
 #[derive(Default)]
+#[repr(align(64))]
 struct Lane {
     /// The owner's key (0: none).
     key: AtomicU64,
     open: AtomicBool,
-    /// Plain accepted answers not yet folded into the owner's entry.
-    accepted: AtomicU64,
     published: AtomicU64,
     generation: AtomicU64,
+    /// Plain accepted answers not yet folded into the owner's entry.
+    accepted: Counter,
+}
+
+#[derive(Default)]
+#[repr(align(64))]
+struct Counter(AtomicU64);
+
+impl std::ops::Deref for Counter {
+    type Target = AtomicU64;
+
+    fn deref(&self) -> &AtomicU64 {
+        &self.0
+    }
 }
 
 pub(super) struct Lanes {

@@ -45,7 +45,9 @@ pub struct RateLimitAware<S, R = WaitForPermit> {
     refusal: PhantomData<fn() -> R>,
 }
 
-/// What every clone of a service shares.
+/// What every clone of a service shares. Aligned to a cache line, as
+/// the gate is: tower's retry clones the service for each request.
+#[repr(align(64))]
 struct Shared {
     gate: Arc<Gate>,
     fns: RequestFns,

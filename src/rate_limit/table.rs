@@ -47,6 +47,10 @@ impl Config {
     }
 }
 
+/// Aligned to a cache line so that the reference count in front of it
+/// (bumped by every clone of a service and every lane's release) does not
+/// share a line with the fields each request reads.
+#[repr(align(64))]
 pub(crate) struct Gate {
     pub(crate) config: Config,
     /// Seeds key hashes, so that key collisions cannot be planned (fixed

@@ -84,7 +84,10 @@ pub struct BackoffRetryLayer<C = HttpClassifier> {
     state: RequestState,
 }
 
+/// Aligned to a cache line so that the reference count in front of it,
+/// bumped for every request, does not share a line with the settings.
 #[derive(Clone)]
+#[repr(align(64))]
 struct Config {
     schedule: Arc<dyn Schedule + Send + Sync>,
     jitter: Jitter,
