@@ -19,10 +19,15 @@
 //!   reopens only at its end, a penalty box). The key is held for the
 //!   probe's own hint (and at least to the end of the first), as any hint
 //!   holds it, and learns as after a hold.
+//! * With a shared store (feature `redis`), a refused probe proves nothing:
+//!   the other processes send too, and one of them may have taken the slot
+//!   the pause left. The key probes again after a back-off (25 ms, doubling
+//!   with each refusal in a row) until the hint ends, instead of holding
+//!   every process for the rest of the hint.
 //!
 //! Either way the refused request itself is answered at once with its hint,
 //! so a retry layer above waits it out for that request. A probe costs at
-//! most one wasted call per hint; a longer hint (GitHub's secondary limit's
+//! most one wasted call per hint (a few with a store); a longer hint (GitHub's secondary limit's
 //! `Retry-After: 60`), a hint scoped to one resource, one explained by a
 //! quota the server stated, or one on a key a stated quota paces is a hold
 //! as before.
@@ -85,6 +90,15 @@ impl Probe {
             at: after(now, pause),
             hint_end: after(now, hint),
             sent: None,
+        }
+    }
+
+    /// The same probe, sent no earlier than `at` (but before its hint ends).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(super) fn not_before(self, at: Instant) -> Self {
+        Probe {
+            at: self.at.max(at).min(self.hint_end),
+            ..self
         }
     }
 

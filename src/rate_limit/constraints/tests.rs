@@ -15,6 +15,10 @@ fn secs(n: u64) -> Duration {
 
 use crate::rate_limit::response::read_pairs as outcome;
 
+#[cfg(feature = "redis")]
+#[path = "../../../tests/support/redis.rs"]
+mod redis_server;
+
 fn bare(throttled: bool, hold: Option<u64>) -> Outcome {
     Outcome {
         throttled,
@@ -338,6 +342,77 @@ fn a_refused_probe_holds_the_key_until_the_hint_ends() {
     // Held as any hint holds: for the probe's own hint.
     assert_eq!(admit(&mut c, back, &need()), Admit::At(back + secs(1)));
     assert!(c.is_limited(back));
+}
+
+/// With a store, a refused probe proves nothing: another process may have
+/// taken the slot the pause left. The key probes again after a short
+/// back-off (growing while refusals repeat) instead of holding every
+/// process for the rest of the hint; the hint still ends the probing.
+#[cfg(feature = "redis")]
+#[test]
+fn with_a_store_a_refused_probe_probes_again_instead_of_holding_the_fleet() {
+    let Some(server) = redis_server::RedisServer::start() else {
+        eprintln!("redis-server not found: skipped");
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = crate::RedisStore::connect(&server.url())
+            .await
+            .expect("connects");
+        let now = Instant::now();
+        let mut c = Constraints::new(now, KNOBS, &[]);
+        c.share(crate::rate_limit::shared::Shared::new(&store, 7, &[]));
+        let u = Uncounted::default();
+        for _ in 1..=11 {
+            c.on_grant(now, &need());
+        }
+        let t1 = now + Duration::from_millis(10);
+        for seq in 1..=10 {
+            c.on_response(t1, &bare(false, None), grant(now, seq), u, 12, KNOBS);
+        }
+        let r = c.on_response(t1, &bare(true, Some(1)), grant(now, 11), u, 12, KNOBS);
+        assert_eq!(r.0, Some(Limited::Throttled), "probed, not held");
+        let hint_end = t1 + secs(1);
+        // Three probes in a row refused: each time the key probes again,
+        // later and later, and never holds for the hint.
+        let mut at = match admit(&mut c, t1, &need()) {
+            Admit::At(at) => at,
+            other => panic!("the probe waits its pause: {other:?}"),
+        };
+        let mut gaps = Vec::new();
+        for seq in 12..15 {
+            assert_eq!(admit(&mut c, at, &need()), Admit::Now, "the probe goes");
+            c.on_grant(at, &need());
+            let back = at + Duration::from_millis(5);
+            let r = c.on_response(
+                back,
+                &bare(true, Some(1)),
+                grant(at, seq),
+                u,
+                seq + 1,
+                KNOBS,
+            );
+            assert_eq!(r.0, None, "a refused probe does not hold the key");
+            assert!(!c.is_limited(back));
+            let next = match admit(&mut c, back, &need()) {
+                Admit::At(next) => next,
+                other => panic!("the next probe waits: {other:?}"),
+            };
+            assert!(next < hint_end, "probes again within the hint: {next:?}");
+            gaps.push(next.saturating_duration_since(back));
+            at = next;
+        }
+        // Never sooner than the back-off, which doubles with each refusal
+        // (a rate-paced pause may be longer).
+        for (k, gap) in gaps.iter().enumerate() {
+            let floor = PROBE_BACKOFF * 2u32.pow(k as u32);
+            assert!(*gap >= floor, "probe {k} after {gap:?}, floor {floor:?}");
+        }
+    });
 }
 
 #[test]

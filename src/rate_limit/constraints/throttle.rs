@@ -30,6 +30,10 @@ impl Constraints {
             .map(|d| d.min(knobs.max_hold))
             .filter(|d| !d.is_zero());
         if let Some(Answer::Meant(until)) = self.probe.map(|p| p.answer(grant, true)) {
+            #[cfg(feature = "redis")]
+            if self.shared.is_some() {
+                return self.reprobe(now, until, knobs);
+            }
             // The probe was refused too: the hint was meant. Hold until it
             // ends, and learn afresh after it, as after any hold.
             self.probe = None;
@@ -117,5 +121,24 @@ impl Constraints {
             }
         }
         limited
+    }
+
+    /// With a store, a refused probe proves nothing: other processes send
+    /// too, and one of them may have taken the slot the pause left. The
+    /// key probes again after the pause (backed off while refusals repeat),
+    /// and its hint ends the probing as before. Holding every process for
+    /// the hint instead would idle the fleet for a second per refused probe.
+    #[cfg(feature = "redis")]
+    fn reprobe(&mut self, now: Instant, hint_end: Instant, knobs: Knobs) -> Option<Limited> {
+        self.futile = self.futile.saturating_add(1);
+        let doubling = 2u32.saturating_pow(self.futile.saturating_sub(1).min(30));
+        let backoff = PROBE_BACKOFF.saturating_mul(doubling).min(knobs.max_hold);
+        let learner = self.learner.as_ref();
+        let rate = learner.and_then(|l| l.rate(now)).unwrap_or(f64::NAN);
+        let fitted = learner.is_some_and(Learner::is_fitted);
+        let hint = hint_end.saturating_duration_since(now);
+        let probe = Probe::new(now, hint, rate, fitted).not_before(after(now, backoff));
+        self.probe = Some(probe);
+        None
     }
 }
