@@ -279,7 +279,15 @@ fn statements_only_lower_what_a_quota_said_not_what_another_said() {
 /// A fresh key accepts 10 requests released at `now`, then a throttle at
 /// +10 ms says `Retry-After: hint` seconds.
 fn burst_then_hint(now: Instant, hint: u64) -> (Constraints, Instant, Option<Limited>) {
-    let mut c = Constraints::new(now, KNOBS, &[]);
+    burst_then_hint_on(Constraints::new(now, KNOBS, &[]), now, hint)
+}
+
+/// [`burst_then_hint`] on the given constraints.
+fn burst_then_hint_on(
+    mut c: Constraints,
+    now: Instant,
+    hint: u64,
+) -> (Constraints, Instant, Option<Limited>) {
     let u = Uncounted::default();
     for _ in 1..=11 {
         c.on_grant(now, &need());
@@ -366,16 +374,9 @@ fn with_a_store_a_refused_probe_probes_again_instead_of_holding_the_fleet() {
         let now = Instant::now();
         let mut c = Constraints::new(now, KNOBS, &[]);
         c.share(crate::rate_limit::shared::Shared::new(&store, 7, &[]));
+        let (mut c, t1, limited) = burst_then_hint_on(c, now, 1);
+        assert_eq!(limited, Some(Limited::Throttled), "probed, not held");
         let u = Uncounted::default();
-        for _ in 1..=11 {
-            c.on_grant(now, &need());
-        }
-        let t1 = now + Duration::from_millis(10);
-        for seq in 1..=10 {
-            c.on_response(t1, &bare(false, None), grant(now, seq), u, 12, KNOBS);
-        }
-        let r = c.on_response(t1, &bare(true, Some(1)), grant(now, 11), u, 12, KNOBS);
-        assert_eq!(r.0, Some(Limited::Throttled), "probed, not held");
         let hint_end = t1 + secs(1);
         // Three probes in a row refused: each time the key probes again,
         // later and later, and never holds for the hint.
