@@ -245,3 +245,45 @@ async fn d_github_hourly_quota_beside_a_short_term_limiter() {
     assert!(rate >= 35.0, "{rate:.1} successes/s < 35");
     assert!(max_wait <= 10 * SEC, "a request took {max_wait:.2?} > 10 s");
 }
+
+/// (e) A token bucket, 200/s burst 20, stating its rate as its policy
+/// (`q=200;w=1`) and, as its reset, the time to its next token rounded up:
+/// `r=0;t=1` each time its burst is spent, though a token comes every 5 ms.
+/// Read as a window, that held the key a second each time: 20 requests a
+/// second. A probe of the short reset finds the refill; the gate then paces
+/// at the policy's rate. 1,200 requests at concurrency 200 under retry; a
+/// nearby server (2 ms), so the burst is spent before a token comes back.
+#[tokio::test(start_paused = true)]
+async fn e_a_bucket_stating_its_next_token_is_paced_at_its_rate() {
+    let server = ApiServer::builder()
+        .limiter(
+            Limiter::bucket("default", 200.0, 20.0)
+                .states_next_token()
+                .refuse(429, Hint::RetryAfterSecs),
+        )
+        .style(Style::Ietf)
+        .latency(Duration::from_millis(2))
+        .build();
+    let client = ServiceBuilder::new()
+        .layer(retry())
+        .layer(RateLimitAwareLayer::new())
+        .service(server.service());
+    let n = 1_200;
+    let out = drive(client, n, 200, |_| get("/v1/x")).await;
+    let c = server.counts();
+    let ok = out.iter().filter(|o| o.ok()).count();
+    let span = makespan(&out);
+    // Ideal: the burst at once, the rest at the rate, plus one reply.
+    let ideal = (n as f64 - 20.0) / 200.0 + 0.002;
+    let ratio = span.as_secs_f64() / ideal;
+    let wasted = pct(c.throttled, c.calls);
+    eprintln!(
+        "(e) {ok}/{n} ok, {} calls, {} 429s = {wasted:.2} % wasted, makespan {span:.2?} = {ratio:.3}× ideal ({ideal:.2} s)\n  per s ok/429: {}",
+        c.calls,
+        c.throttled,
+        server.timeline_str(SEC)
+    );
+    assert_eq!(ok, n, "every request succeeds");
+    assert!(wasted <= 1.0, "wasted {wasted:.2} % > 1 %");
+    assert!(ratio <= 1.1, "makespan {ratio:.3}× ideal > 1.1×");
+}

@@ -354,7 +354,10 @@ impl Constraints {
 
         if outcome.throttled {
             self.slow_start = None;
-            if self.quotas.on_throttle(now, &need, &stated_ids[..n_stated]) {
+            if self
+                .quotas
+                .on_throttle(now, &grant, &need, &stated_ids[..n_stated])
+            {
                 limited = Some(Limited::Distrusted);
             }
             let resource = need.resource.filter(|_| named.is_some());

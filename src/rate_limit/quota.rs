@@ -40,6 +40,10 @@
 //!   continuously (OpenAI, Anthropic: the reset is the time until the limit
 //!   is full again) are read so from the start, at the rate
 //!   `(limit − remaining) ÷ reset`, up to `limit`.
+//! * A windowed quota out of units before a reset of a second or less (an
+//!   upper bound, in whole seconds) that was never seen even half full is
+//!   asked: one probe, a few intervals of its rate later. Accepted, the
+//!   quota reads as continuous (see `reset_probe`).
 
 use std::time::Duration;
 
@@ -49,6 +53,7 @@ use super::model::{Admit, Grant};
 use super::time::{after, after_secs, before, secs_between};
 use crate::duration::from_secs_f64;
 use crate::headers::{RateLimit, Refill, Stated};
+use reset_probe::{ResetProbe, SHORT_RESET};
 
 /// The reset assumed when a response states `remaining` but neither a reset
 /// nor a window: short, so that a stale count is soon probed again.
@@ -95,6 +100,9 @@ pub(super) struct Quota {
     batch: u64,
     batch_remaining: f64,
     evidence: Evidence,
+    /// The last statement's reset was short (see `reset_probe`).
+    short: bool,
+    probe: ResetProbe,
 }
 
 /// Evidence that the server refills continuously, measured against the
@@ -113,6 +121,11 @@ struct Evidence {
     /// Only requests released after the statement count.
     from_seq: u64,
 }
+
+/// A windowed quota whose largest `remaining` never reached this share of
+/// its limit may be a bucket with a smaller burst: its short resets are
+/// probed (see `reset_probe`).
+const NEVER_FULL: f64 = 0.5;
 
 /// Latency differences between requests, in seconds, allowed for when
 /// bounding a refill (the server's clock is not the client's).
@@ -201,6 +214,8 @@ impl Quota {
             batch: grant.generation,
             batch_remaining: remaining,
             evidence: Evidence::new(remaining, now, s.reset, next_seq),
+            short: s.reset <= SHORT_RESET,
+            probe: ResetProbe::new(),
         };
         if quota.declared {
             quota.refills_continuously(now);
@@ -208,16 +223,18 @@ impl Quota {
         quota
     }
 
-    /// A later statement.
+    /// A later statement, from a reply that was `throttled` or not.
     pub(super) fn update(
         &mut self,
         s: &Statement,
         now: Instant,
         grant: Grant,
-        others: f64,
-        next_seq: u64,
+        (others, next_seq): (f64, u64),
+        throttled: bool,
     ) {
         let remaining = s.remaining as f64;
+        let probed = self.probe.answer(now, grant.released_at, throttled);
+        self.short = s.reset <= SHORT_RESET;
         if let Some(rate) = s.rate() {
             self.rate = Some(rate);
         } else if let Some(inferred) = s.inferred_rate() {
@@ -262,6 +279,7 @@ impl Quota {
                     // begun.
                     self.floor = r;
                     self.reset = reset;
+                    self.probe.on_reset();
                 }
                 _ => {
                     // Same window (or a stale reply): `remaining` only falls,
@@ -275,7 +293,7 @@ impl Quota {
             self.tokens = self.floor - others;
         }
         self.at = now;
-        let (valid, tighter, more) = {
+        let (valid, tighter, more, refilled) = {
             let e = &self.evidence;
             let valid = now < e.until;
             let rate = self.rate.or(self.inferred).unwrap_or(0.0);
@@ -285,10 +303,17 @@ impl Quota {
                 valid,
                 rise < 0.0,
                 grant.seq >= e.from_seq && rise > 0.0 && rise <= refill,
+                // An accepted probe of a short reset: units came back early.
+                probed && rise <= refill,
             )
         };
-        if (valid && more) || self.declared {
+        if (valid && more) || refilled || self.declared {
+            let was = self.continuous;
             self.refills_continuously(now);
+            if refilled && !was && self.continuous {
+                // The probe's statement is the newest count.
+                self.tokens = remaining - others;
+            }
         }
         if !valid || tighter {
             self.evidence = Evidence::new(remaining, now, s.reset, next_seq);
@@ -313,7 +338,8 @@ impl Quota {
     /// is shared with others; start over as windowed. Returns whether the
     /// reading changed (a windowed or declared quota keeps its count: the
     /// throttle may come from another limiter).
-    pub(super) fn on_throttle(&mut self, now: Instant) -> bool {
+    pub(super) fn on_throttle(&mut self, now: Instant, released_at: Instant) -> bool {
+        self.probe.answer(now, released_at, true);
         if !self.continuous || self.declared {
             return false;
         }
@@ -325,7 +351,11 @@ impl Quota {
     }
 
     pub(super) fn on_grant(&mut self, now: Instant, units: f64) {
-        self.tokens = self.available(now) - units;
+        let available = self.available(now);
+        if available < units - EPS && self.probe_at(now).is_some_and(|p| p <= now) {
+            self.probe.sent(now);
+        }
+        self.tokens = available - units;
         self.at = now;
     }
 
@@ -372,8 +402,14 @@ impl Quota {
     /// When `need` tokens will be there if nothing else is learned; `None`
     /// if that cannot be foreseen.
     pub(super) fn time_for(&self, now: Instant, need: f64) -> Option<Instant> {
-        if self.available(now) >= need - EPS {
+        let available = self.available(now);
+        if available >= need - EPS {
             return Some(now);
+        }
+        if need - available <= 1.0 + EPS {
+            if let Some(p) = self.probe_at(now) {
+                return Some(p.max(now));
+            }
         }
         let Some(rate) = self.rate else {
             // What comes back comes at the reset; past it, only news helps.
@@ -392,6 +428,20 @@ impl Quota {
         // Beyond the bucket's size, the wait for the last token.
         let short = need - have.min(self.cap());
         Some(after_secs(from, short / rate))
+    }
+
+    /// When a probe of a short reset may go, if one may: windowed and out
+    /// of units before a reset of a second or less, at a known rate, and
+    /// never seen with even half its quota left (a window seen full is a
+    /// window; one that never is may be a bucket of a smaller burst).
+    fn probe_at(&self, now: Instant) -> Option<Instant> {
+        if self.continuous || !self.short || now >= self.reset {
+            return None;
+        }
+        if !self.limit_known || self.burst > self.limit * NEVER_FULL {
+            return None;
+        }
+        self.probe.at(self.at, self.rate?, self.reset)
     }
 
     fn cap(&self) -> f64 {
@@ -442,5 +492,6 @@ impl Evidence {
     }
 }
 
+mod reset_probe;
 #[cfg(test)]
 mod tests;

@@ -109,7 +109,8 @@ impl Quotas {
                 Some(i) => {
                     let t = &mut self.items[i];
                     let was_exhausted = t.quota.is_exhausted(now);
-                    t.quota.update(&st, now, grant, others, next_seq);
+                    t.quota
+                        .update(&st, now, grant, (others, next_seq), throttled);
                     if st.remaining == 0 && !was_exhausted && !t.quota.is_continuous() {
                         learned.exhausted = Some(st.reset);
                     }
@@ -159,13 +160,19 @@ impl Quotas {
     /// contradicted (unless this very reply said otherwise, counted in
     /// [`Quotas::on_statements`]); a quota read as continuous on evidence
     /// alone switches back. Returns whether a quota lost trust.
-    pub(super) fn on_throttle(&mut self, now: Instant, need: &Need, stated: &[u64]) -> bool {
+    pub(super) fn on_throttle(
+        &mut self,
+        now: Instant,
+        grant: &Grant,
+        need: &Need,
+        stated: &[u64],
+    ) -> bool {
         let mut lost = false;
         for t in &mut self.items {
             if !t.binds(need) {
                 continue;
             }
-            t.quota.on_throttle(now);
+            t.quota.on_throttle(now, grant.released_at);
             if !stated.contains(&t.id) && !t.quota.is_exhausted(now) {
                 t.strikes = t.strikes.saturating_add(1);
                 t.accepted_in_a_row = 0;

@@ -103,6 +103,11 @@ pub struct Limiter {
     pub penalty: Option<Duration>,
     /// Spent before the first call (e.g. an hourly quota already in use).
     pub used: u64,
+    /// A bucket states its policy as its rate over whole seconds (`q` =
+    /// rate × `w`) and its reset as the time to its next token, rounded up
+    /// (draft-ietf-httpapi-ratelimit-headers-10, as the examples' loopback
+    /// server does), rather than its burst and the time until it is full.
+    pub next_token: bool,
 }
 
 impl Limiter {
@@ -117,6 +122,7 @@ impl Limiter {
             hint: Hint::None,
             penalty: None,
             used: 0,
+            next_token: false,
         }
     }
     pub fn bucket(name: &str, rate: f64, burst: f64) -> Self {
@@ -152,6 +158,11 @@ impl Limiter {
     }
     pub fn used(mut self, used: u64) -> Self {
         self.used = used;
+        self
+    }
+    /// See [`Limiter::next_token`].
+    pub fn states_next_token(mut self) -> Self {
+        self.next_token = true;
         self
     }
 }
@@ -487,6 +498,17 @@ impl ApiServer {
             .filter(|l| l.spec.stated && applies(l))
             .map(|l| {
                 let (limit, remaining, window, reset) = match l.spec.kind {
+                    Kind::Bucket { rate, burst } if l.spec.next_token => {
+                        let w = (burst / rate).ceil().max(1.0);
+                        (
+                            (rate * w).round() as u64,
+                            l.level.max(0.0).floor() as u64,
+                            Duration::from_secs_f64(w),
+                            l.bucket
+                                .as_ref()
+                                .map_or(Duration::ZERO, TokenBucket::until_next_token),
+                        )
+                    }
                     Kind::Bucket { rate, burst } => (
                         burst as u64,
                         l.level.max(0.0).floor() as u64,

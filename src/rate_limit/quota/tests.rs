@@ -86,9 +86,9 @@ fn a_known_limit_comes_back_at_the_reset_less_what_was_committed() {
 fn a_stale_reply_only_lowers_the_count() {
     let now = Instant::now();
     let mut q = Quota::new(&statement(5, 10, None), now, g(now, 10), 0.0, 11);
-    q.update(&statement(9, 10, None), now, g(now, 3), 0.0, 11);
+    q.update(&statement(9, 10, None), now, g(now, 3), (0.0, 11), false);
     assert!((q.available(now) - 5.0).abs() < 1e-9);
-    q.update(&statement(2, 10, None), now, g(now, 4), 0.0, 11);
+    q.update(&statement(2, 10, None), now, g(now, 4), (0.0, 11), false);
     assert!((q.available(now) - 2.0).abs() < 1e-9);
 }
 
@@ -109,17 +109,17 @@ fn a_batch_counts_from_its_smallest_remaining_as_replies_arrive() {
     };
     let mut q = Quota::new(&statement(9, 1, None), now, first, 0.0, 2);
     // Nine released together; the last released is processed first.
-    q.update(&statement(5, 1, None), now, batch(10), 8.0, 11);
+    q.update(&statement(5, 1, None), now, batch(10), (8.0, 11), false);
     assert!((q.available(now) - -3.0).abs() < 1e-9);
-    q.update(&statement(8, 1, None), now, batch(3), 7.0, 11);
-    q.update(&statement(1, 1, None), now, batch(7), 6.0, 11);
+    q.update(&statement(8, 1, None), now, batch(3), (7.0, 11), false);
+    q.update(&statement(1, 1, None), now, batch(7), (6.0, 11), false);
     for (i, seq) in [2, 4, 5, 6, 8, 9].into_iter().enumerate() {
         q.update(
             &statement(10 - seq, 1, None),
             now,
             batch(seq),
-            (5 - i) as f64,
-            11,
+            ((5 - i) as f64, 11),
+            false,
         );
     }
     // All replies in: the server has the batch's smallest `remaining`.
@@ -131,18 +131,88 @@ fn a_continuous_quota_paces_at_its_rate_until_a_throttle() {
     let now = Instant::now();
     let later = now + Duration::from_millis(20);
     let mut q = Quota::new(&statement(1, 1, Some((100, 1))), now, g(now, 1), 0.0, 2);
-    q.update(&statement(2, 1, Some((100, 1))), later, g(later, 2), 0.0, 3);
+    q.update(
+        &statement(2, 1, Some((100, 1))),
+        later,
+        g(later, 2),
+        (0.0, 3),
+        false,
+    );
     assert!(q.is_continuous());
-    q.update(&statement(0, 1, Some((100, 1))), later, g(later, 3), 0.0, 4);
+    q.update(
+        &statement(0, 1, Some((100, 1))),
+        later,
+        g(later, 3),
+        (0.0, 4),
+        false,
+    );
     // Next token in 10 ms at 100/s, not at the 1 s reset.
     assert_eq!(
         q.check(later, 0, 1.0),
         Admit::At(later + Duration::from_millis(10))
     );
-    q.on_throttle(later);
+    q.on_throttle(later, later);
+    assert!(!q.is_continuous());
+    // Windowed again, out until a reset of 1 s: one probe goes 3 intervals
+    // later (see `reset_probe`), the rest wait for the reset.
+    let probe = later + Duration::from_millis(30);
+    assert_eq!(q.check(later, 0, 1.0), Admit::At(probe));
+    q.on_grant(probe, 1.0);
+    // The new window's first unit went to the probe: the next, one interval
+    // after the reset.
+    let next = later + Duration::from_millis(1010);
+    assert_eq!(q.check(probe, 1, 1.0), Admit::At(next));
+    // Refused: no other probe in this window.
+    let answer = probe + Duration::from_millis(20);
+    q.on_throttle(answer, probe);
+    assert_eq!(q.check(answer, 0, 1.0), Admit::At(next));
+}
+
+#[test]
+fn an_accepted_probe_of_a_short_reset_means_continuous() {
+    // A token bucket of 200/s, burst 20, stating its rate and the time to
+    // its next token, rounded up: `r=0;t=1` each time its burst is spent.
+    let policy = Some((200, 1));
+    let now = Instant::now();
+    let mut q = Quota::new(&statement(0, 1, policy), now, g(now, 1), 0.0, 2);
+    let probe = now + Duration::from_millis(15);
+    assert_eq!(q.check(now, 0, 1.0), Admit::At(probe));
+    // A probe is one request: two wait for the window (the second one
+    // interval after the reset).
+    let next = now + Duration::from_millis(1005);
+    assert_eq!(q.time_for(now, 2.0), Some(next));
+    q.on_grant(probe, 1.0);
+    assert_eq!(q.check(probe, 1, 1.0), Admit::At(next));
+    // Accepted, with 2 units back: the reset was an upper bound.
+    let answer = probe + Duration::from_millis(20);
+    q.update(
+        &statement(2, 1, policy),
+        answer,
+        g(probe, 2),
+        (0.0, 3),
+        false,
+    );
+    assert!(q.is_continuous());
+    assert_eq!(q.check(answer, 0, 2.0), Admit::Now);
+    q.on_grant(answer, 2.0);
     assert_eq!(
-        q.check(later, 0, 1.0),
-        Admit::At(later + Duration::from_secs(1))
+        q.check(answer, 0, 1.0),
+        Admit::At(answer + Duration::from_millis(5))
+    );
+}
+
+#[test]
+fn a_long_reset_or_one_without_a_rate_is_not_probed() {
+    let now = Instant::now();
+    let q = Quota::new(&statement(0, 2, Some((200, 1))), now, g(now, 1), 0.0, 2);
+    assert_eq!(
+        q.check(now, 0, 1.0),
+        Admit::At(now + Duration::from_secs(2))
+    );
+    let q = Quota::new(&statement(0, 1, None), now, g(now, 1), 0.0, 2);
+    assert_eq!(
+        q.check(now, 0, 1.0),
+        Admit::At(now + Duration::from_secs(1))
     );
 }
 
@@ -154,9 +224,21 @@ fn a_later_request_stating_more_remaining_means_continuous() {
     let mut q = Quota::new(&statement(1, 1, Some((100, 1))), now, g(now, 1), 0.0, 3);
     // Request 2 was released before the statement arrived: the server may
     // have counted it first.
-    q.update(&statement(2, 1, Some((100, 1))), later, g(now, 2), 0.0, 4);
+    q.update(
+        &statement(2, 1, Some((100, 1))),
+        later,
+        g(now, 2),
+        (0.0, 4),
+        false,
+    );
     assert!(!q.continuous);
-    q.update(&statement(2, 1, Some((100, 1))), later, g(later, 3), 0.0, 4);
+    q.update(
+        &statement(2, 1, Some((100, 1))),
+        later,
+        g(later, 3),
+        (0.0, 4),
+        false,
+    );
     assert!(q.continuous);
 }
 
@@ -166,7 +248,13 @@ fn a_reply_that_overtook_cannot_raise_a_windows_count() {
     let t = now + Duration::from_millis(5);
     let mut q = Quota::new(&statement(25, 2, Some((200, 2))), now, g(now, 1), 3.0, 2);
     // A later batch's request was processed before the first: r=32.
-    q.update(&statement(32, 2, Some((200, 2))), t, g(t, 2), 2.0, 3);
+    q.update(
+        &statement(32, 2, Some((200, 2))),
+        t,
+        g(t, 2),
+        (2.0, 3),
+        false,
+    );
     assert!((q.available(t) - 23.0).abs() < 1e-9);
 }
 
@@ -180,8 +268,8 @@ fn a_window_reset_seen_early_is_not_a_refill() {
         &statement(199, 2, Some((200, 2))),
         later,
         g(later, 2),
-        0.0,
-        3,
+        (0.0, 3),
+        false,
     );
     assert!(!q.is_continuous());
 }
@@ -197,8 +285,8 @@ fn a_fixed_window_never_looks_continuous() {
             &statement(6 - seq, 60, Some((5, 60))),
             t,
             g(t, seq),
-            0.0,
-            seq + 1,
+            (0.0, seq + 1),
+            false,
         );
     }
     assert!(!q.continuous);
@@ -223,5 +311,16 @@ fn huge_values_do_not_overflow() {
     let _ = q.check(now, 0, 1.0);
     let _ = q.time_for(now, 1e300);
     q.on_grant(now, 1.0);
-    q.update(&s, now, g(now, 2), f64::from(u32::MAX), 3);
+    q.update(&s, now, g(now, 2), (f64::from(u32::MAX), 3), false);
+}
+
+#[test]
+fn a_window_once_seen_full_is_not_probed() {
+    // 10 per second, seen with 9 left: a window, whose `r=0;t=1` is meant.
+    let policy = Some((10, 1));
+    let now = Instant::now();
+    let mut q = Quota::new(&statement(9, 1, policy), now, g(now, 1), 0.0, 2);
+    let later = now + Duration::from_millis(50);
+    q.update(&statement(0, 1, policy), later, g(later, 2), (0.0, 3), false);
+    assert_eq!(q.check(later, 0, 1.0), Admit::At(now + Duration::from_secs(1)));
 }
