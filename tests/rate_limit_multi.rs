@@ -9,7 +9,8 @@ mod api_server;
 use std::time::Duration;
 
 use api_server::{
-    drive, get, get_costing, makespan, pct, workers, ApiServer, Hint, Limiter, Style, XorShift,
+    drive, get, get_costing, makespan, pct, workers, ApiServer, Hint, Limiter, Outcome, Style,
+    XorShift,
 };
 use tower::ServiceBuilder;
 use tower_backoff::rate_limit::Limit;
@@ -22,6 +23,24 @@ fn retry() -> BackoffRetryLayer {
 }
 
 const SEC: Duration = Duration::from_secs(1);
+
+/// What a batch came to, printed with the server's timeline: requests that
+/// succeeded, the share of calls wasted (%), and the makespan ÷ `ideal` (s).
+fn summary(label: &str, out: &[Outcome], server: &ApiServer, ideal: f64) -> (usize, f64, f64) {
+    let c = server.counts();
+    let ok = out.iter().filter(|o| o.ok()).count();
+    let span = makespan(out);
+    let ratio = span.as_secs_f64() / ideal;
+    let wasted = pct(c.throttled, c.calls);
+    eprintln!(
+        "({label}) {ok}/{} ok, {} calls, {} 429s = {wasted:.2} % wasted, makespan {span:.2?} = {ratio:.3}× ideal ({ideal:.2} s)\n  per s ok/429: {}",
+        out.len(),
+        c.calls,
+        c.throttled,
+        server.timeline_str(SEC)
+    );
+    (ok, wasted, ratio)
+}
 
 /// (a) Bucket 100/s, burst 10, 20 ms service, bare 429s; the limit
 /// configured on the layer; 1,000 requests at concurrency 50 under retry.
@@ -38,19 +57,8 @@ async fn a_configured_limit_against_a_bare_429_server() {
         .service(server.service());
     let n = 1_000;
     let out = drive(client, n, 50, |_| get("/v1/x")).await;
-    let c = server.counts();
-    let ok = out.iter().filter(|o| o.ok()).count();
-    let span = makespan(&out);
     // Ideal: N ÷ rate (10 s); (N − burst) ÷ rate would be 9.9 s.
-    let ideal = n as f64 / 100.0;
-    let ratio = span.as_secs_f64() / ideal;
-    let wasted = pct(c.throttled, c.calls);
-    eprintln!(
-        "(a) {ok}/{n} ok, {} calls, {} 429s = {wasted:.2} % wasted, makespan {span:.2?} = {ratio:.3}× ideal ({ideal} s)\n  per s ok/429: {}",
-        c.calls,
-        c.throttled,
-        server.timeline_str(SEC)
-    );
+    let (ok, wasted, ratio) = summary("a", &out, &server, n as f64 / 100.0);
     assert_eq!(ok, n, "every request succeeds");
     assert!(wasted <= 0.5, "wasted {wasted:.2} % > 0.5 %");
     assert!(ratio <= 1.05, "makespan {ratio:.3}× ideal > 1.05×");
@@ -270,19 +278,9 @@ async fn e_a_bucket_stating_its_next_token_is_paced_at_its_rate() {
         .service(server.service());
     let n = 1_200;
     let out = drive(client, n, 200, |_| get("/v1/x")).await;
-    let c = server.counts();
-    let ok = out.iter().filter(|o| o.ok()).count();
-    let span = makespan(&out);
     // Ideal: the burst at once, the rest at the rate, plus one reply.
     let ideal = (n as f64 - 20.0) / 200.0 + 0.002;
-    let ratio = span.as_secs_f64() / ideal;
-    let wasted = pct(c.throttled, c.calls);
-    eprintln!(
-        "(e) {ok}/{n} ok, {} calls, {} 429s = {wasted:.2} % wasted, makespan {span:.2?} = {ratio:.3}× ideal ({ideal:.2} s)\n  per s ok/429: {}",
-        c.calls,
-        c.throttled,
-        server.timeline_str(SEC)
-    );
+    let (ok, wasted, ratio) = summary("e", &out, &server, ideal);
     assert_eq!(ok, n, "every request succeeds");
     assert!(wasted <= 1.0, "wasted {wasted:.2} % > 1 %");
     assert!(ratio <= 1.1, "makespan {ratio:.3}× ideal > 1.1×");
