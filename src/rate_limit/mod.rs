@@ -58,7 +58,12 @@
 //!   have counted yet. Read as a fixed window by default, a quota comes back
 //!   at the reset, spread at the policy's rate; once the server is seen to
 //!   refill continuously — or says so, as OpenAI's and Anthropic's headers
-//!   do — releases follow its rate at once. A quota contradicted by repeated
+//!   do — releases follow its rate at once. A quota out before a reset of a
+//!   second or less (whole seconds, so an upper bound) that was never seen
+//!   even half full gets one probe a few intervals of its rate later:
+//!   accepted, it refills continuously (a token bucket stating the time to
+//!   its next token); refused, it is a window, and the next probe waits
+//!   1 s, doubling to a minute. A quota contradicted by repeated
 //!   throttles while it claims room stops pacing until it says it is out.
 //! * **Configured limits** ([`Limit`]): token buckets per key, binding from
 //!   the first request.
