@@ -321,6 +321,15 @@ fn a_window_once_seen_full_is_not_probed() {
     let now = Instant::now();
     let mut q = Quota::new(&statement(9, 1, policy), now, g(now, 1), 0.0, 2);
     let later = now + Duration::from_millis(50);
-    q.update(&statement(0, 1, policy), later, g(later, 2), (0.0, 3), false);
-    assert_eq!(q.check(later, 0, 1.0), Admit::At(now + Duration::from_secs(1)));
+    q.update(
+        &statement(0, 1, policy),
+        later,
+        g(later, 2),
+        (0.0, 3),
+        false,
+    );
+    assert_eq!(
+        q.check(later, 0, 1.0),
+        Admit::At(now + Duration::from_secs(1))
+    );
 }
