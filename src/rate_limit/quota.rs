@@ -279,7 +279,7 @@ impl Quota {
                     // begun.
                     self.floor = r;
                     self.reset = reset;
-                    self.probe.on_reset();
+                    self.probe.forget();
                 }
                 _ => {
                     // Same window (or a stale reply): `remaining` only falls,
@@ -362,6 +362,10 @@ impl Quota {
     /// A granted release was never sent: its units come back.
     pub(super) fn on_ungrant(&mut self, units: f64) {
         self.tokens += units;
+        // While the quota is out only its probe goes, so a release taken
+        // back while one is out is most likely the probe (at worst, one more
+        // probe goes).
+        self.probe.forget();
     }
 
     /// Windowed without a rate or a limit: nothing is known past the reset.

@@ -21,7 +21,8 @@
 //!   4 s… up to a minute), so a true window of `q` per second loses at most
 //!   one call in `q` to a probe, and then fewer.
 //!
-//! A probe that gets no answer is forgotten at the reset.
+//! A probe that gets no answer is forgotten at the reset; one never sent
+//! (its request cancelled after its release), at once.
 
 use std::time::Duration;
 
@@ -94,8 +95,9 @@ impl ResetProbe {
         false
     }
 
-    /// The window is over: a probe still out will not be answered in it.
-    pub(super) fn on_reset(&mut self) {
+    /// The window is over (a probe still out will not be answered in it),
+    /// or the probe was never sent after all (cancelled): another may go.
+    pub(super) fn forget(&mut self) {
         self.sent = None;
     }
 }
@@ -146,13 +148,13 @@ mod tests {
     }
 
     #[test]
-    fn no_rate_no_probe_and_a_lost_probe_is_forgotten_at_the_reset() {
+    fn no_rate_no_probe_and_a_lost_probe_is_forgotten() {
         let t0 = Instant::now();
         let mut p = ResetProbe::new();
         assert_eq!(p.at(t0, 0.0, t0 + ms(1000)), None);
         assert_eq!(p.at(t0, f64::NAN, t0 + ms(1000)), None);
         p.sent(t0);
-        p.on_reset();
+        p.forget();
         assert_eq!(p.at(t0, 200.0, t0 + ms(1000)), Some(t0 + ms(15)));
     }
 }

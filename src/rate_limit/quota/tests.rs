@@ -333,3 +333,20 @@ fn a_window_once_seen_full_is_not_probed() {
         Admit::At(now + Duration::from_secs(1))
     );
 }
+
+#[test]
+fn a_probe_taken_back_before_it_went_lets_another_go() {
+    let policy = Some((200, 1));
+    let now = Instant::now();
+    let mut q = Quota::new(&statement(0, 1, policy), now, g(now, 1), 0.0, 2);
+    let probe = now + Duration::from_millis(15);
+    q.on_grant(probe, 1.0);
+    assert_ne!(q.check(probe, 1, 1.0), Admit::Now);
+    // Cancelled after its release, never sent: another probe may go, a
+    // pause after the last release (not at the reset).
+    q.on_ungrant(1.0);
+    assert_eq!(
+        q.check(probe, 0, 1.0),
+        Admit::At(probe + Duration::from_millis(15))
+    );
+}
