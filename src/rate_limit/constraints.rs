@@ -24,6 +24,7 @@ use super::learner::Learner;
 use super::limit::{Bucket, Limit};
 use super::meter::Meter;
 use super::model::{Admit, Grant, Knobs, Limited, Need, Uncounted};
+use super::quota::Reply;
 use super::quotas::Quotas;
 use super::response::Outcome;
 use super::short_hint::{Answer, Probe};
@@ -326,6 +327,11 @@ impl Constraints {
         let mut stated_ids = [0u64; MAX_STATED];
         let mut n_stated = 0;
         if let Some(limits) = &outcome.limits {
+            let reply = match (outcome.throttled, outcome.accepted) {
+                (true, _) => Reply::Throttled,
+                (false, true) => Reply::Accepted,
+                (false, false) => Reply::Neither,
+            };
             let learned = self.quotas.on_statements(
                 limits.iter(),
                 now,
@@ -333,7 +339,7 @@ impl Constraints {
                 uncounted,
                 next_seq,
                 knobs.max_hold,
-                outcome.throttled,
+                reply,
             );
             for s in limits.iter() {
                 stated_ids[n_stated] = s.id;

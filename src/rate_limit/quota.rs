@@ -53,7 +53,8 @@ use super::model::{Admit, Grant};
 use super::time::{after, after_secs, before, secs_between};
 use crate::duration::from_secs_f64;
 use crate::headers::{RateLimit, Refill, Stated};
-use reset_probe::{ResetProbe, SHORT_RESET};
+pub(super) use reset_probe::Reply;
+use reset_probe::{ResetProbe, PAUSE_INTERVALS, SHORT_RESET};
 
 /// The reset assumed when a response states `remaining` but neither a reset
 /// nor a window: short, so that a stale count is soon probed again.
@@ -142,6 +143,9 @@ pub(super) struct Statement {
     pub(super) min_rate: f64,
     /// The family says the reset is "full again", refilling continuously.
     pub(super) continuous: bool,
+    /// The reset as stated (before `max_hold` capped it) is a second or
+    /// less: whole seconds, so an upper bound (see `reset_probe`).
+    pub(super) short: bool,
 }
 
 impl Statement {
@@ -152,6 +156,7 @@ impl Statement {
         let reset = rl.reset.or(rl.window).unwrap_or(DEFAULT_RESET);
         Some(Statement {
             remaining,
+            short: reset <= SHORT_RESET,
             reset: reset.min(max_hold),
             limit: rl.limit,
             window: rl.window.filter(|w| !w.is_zero()),
@@ -214,7 +219,7 @@ impl Quota {
             batch: grant.generation,
             batch_remaining: remaining,
             evidence: Evidence::new(remaining, now, s.reset, next_seq),
-            short: s.reset <= SHORT_RESET,
+            short: s.short,
             probe: ResetProbe::new(),
         };
         if quota.declared {
@@ -223,18 +228,19 @@ impl Quota {
         quota
     }
 
-    /// A later statement, from a reply that was `throttled` or not.
+    /// A later statement, and what became of the request it answered.
     pub(super) fn update(
         &mut self,
         s: &Statement,
         now: Instant,
         grant: Grant,
         (others, next_seq): (f64, u64),
-        throttled: bool,
+        reply: Reply,
     ) {
         let remaining = s.remaining as f64;
-        let probed = self.probe.answer(now, grant.released_at, throttled);
-        self.short = s.reset <= SHORT_RESET;
+        let last = self.at;
+        let probed = self.probe.answer(now, grant.released_at, reply);
+        self.short = s.short;
         if let Some(rate) = s.rate() {
             self.rate = Some(rate);
         } else if let Some(inferred) = s.inferred_rate() {
@@ -303,8 +309,10 @@ impl Quota {
                 valid,
                 rise < 0.0,
                 grant.seq >= e.from_seq && rise > 0.0 && rise <= refill,
-                // An accepted probe of a short reset: units came back early.
-                probed && rise <= refill,
+                // An accepted probe of a short reset: units came back early
+                // (no more than its pause and its round trip could bring:
+                // more is a window's reset seen early).
+                probed && rise <= rate * (secs_between(last, now) + JITTER) + PAUSE_INTERVALS + 1.0,
             )
         };
         if (valid && more) || refilled || self.declared {
@@ -331,6 +339,8 @@ impl Quota {
         self.tokens = self.available(now);
         self.at = now;
         self.continuous = true;
+        // Refilling: a probe still out has nothing left to tell.
+        self.probe.forget();
     }
 
     /// The server throttled a request while this quota read as refilling
@@ -339,7 +349,7 @@ impl Quota {
     /// reading changed (a windowed or declared quota keeps its count: the
     /// throttle may come from another limiter).
     pub(super) fn on_throttle(&mut self, now: Instant, released_at: Instant) -> bool {
-        self.probe.answer(now, released_at, true);
+        self.probe.answer(now, released_at, Reply::Throttled);
         if !self.continuous || self.declared {
             return false;
         }

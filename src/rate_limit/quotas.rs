@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::model::{Admit, Grant, Need, Uncounted};
-use super::quota::{Quota, Statement};
+use super::quota::{Quota, Reply, Statement};
 use crate::headers::{Stated, Unit, MAX_STATED};
 
 /// Contradictions that make a quota lose trust.
@@ -96,8 +96,9 @@ impl Quotas {
         uncounted: Uncounted,
         next_seq: u64,
         max_hold: Duration,
-        throttled: bool,
+        reply: Reply,
     ) -> Learned {
+        let throttled = reply == Reply::Throttled;
         let mut learned = Learned::default();
         for s in stated {
             let Some(st) = Statement::from_stated(s, max_hold) else {
@@ -109,8 +110,7 @@ impl Quotas {
                 Some(i) => {
                     let t = &mut self.items[i];
                     let was_exhausted = t.quota.is_exhausted(now);
-                    t.quota
-                        .update(&st, now, grant, (others, next_seq), throttled);
+                    t.quota.update(&st, now, grant, (others, next_seq), reply);
                     if st.remaining == 0 && !was_exhausted && !t.quota.is_continuous() {
                         learned.exhausted = Some(st.reset);
                     }

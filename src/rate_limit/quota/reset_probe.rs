@@ -30,12 +30,23 @@ use tokio::time::Instant;
 
 use crate::rate_limit::time::{after, after_secs};
 
+/// What became of a request, as a probe's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reply {
+    /// The server took it.
+    Accepted,
+    /// The server refused it for its rate limit.
+    Throttled,
+    /// Neither (a 5xx, an outage): says nothing of the limit.
+    Neither,
+}
+
 /// The longest reset a probe may cut short: the resolution of delta-seconds.
 pub(super) const SHORT_RESET: Duration = Duration::from_secs(1);
 
 /// Intervals of the policy's rate after the last statement before the
 /// probe: at that rate, this many units have come back.
-const PAUSE_INTERVALS: f64 = 3.0;
+pub(super) const PAUSE_INTERVALS: f64 = 3.0;
 
 /// The longest a refused probe defers the next one.
 const MAX_DEFER: Duration = Duration::from_secs(64);
@@ -77,12 +88,16 @@ impl ResetProbe {
 
     /// A request released at `released_at` was answered at `now`. Returns
     /// whether it was the probe, accepted.
-    pub(super) fn answer(&mut self, now: Instant, released_at: Instant, throttled: bool) -> bool {
+    pub(super) fn answer(&mut self, now: Instant, released_at: Instant, reply: Reply) -> bool {
         if self.sent.is_none_or(|sent| released_at < sent) {
             return false;
         }
         self.sent = None;
-        if !throttled {
+        if reply == Reply::Neither {
+            // No verdict: another probe may go.
+            return false;
+        }
+        if reply == Reply::Accepted {
             self.refused = 0;
             self.not_before = None;
             return true;
@@ -119,9 +134,9 @@ mod tests {
         p.sent(t0 + ms(15));
         assert_eq!(p.at(t0, 200.0, reset), None);
         // An answer to a request released before the probe is not its answer.
-        assert!(!p.answer(t0 + ms(20), t0 + ms(10), false));
+        assert!(!p.answer(t0 + ms(20), t0 + ms(10), Reply::Accepted));
         assert_eq!(p.at(t0, 200.0, reset), None);
-        assert!(p.answer(t0 + ms(35), t0 + ms(15), false));
+        assert!(p.answer(t0 + ms(35), t0 + ms(15), Reply::Accepted));
         assert_eq!(p.at(t0 + ms(35), 200.0, reset), Some(t0 + ms(50)));
     }
 
@@ -134,7 +149,7 @@ mod tests {
         for defer in [1, 2, 4, 8, 16, 32, 64, 64] {
             let at = p.at(now, 200.0, far).unwrap();
             p.sent(at);
-            assert!(!p.answer(at, at, true));
+            assert!(!p.answer(at, at, Reply::Throttled));
             assert_eq!(p.at(at, 200.0, far), Some(at + Duration::from_secs(defer)));
             now = at + Duration::from_secs(defer);
         }
@@ -143,7 +158,7 @@ mod tests {
         // An accepted probe forgets the refusals.
         let at = p.at(now, 200.0, far).unwrap();
         p.sent(at);
-        assert!(p.answer(at, at, false));
+        assert!(p.answer(at, at, Reply::Accepted));
         assert_eq!(p.at(at, 200.0, far), Some(at + ms(15)));
     }
 
@@ -156,5 +171,10 @@ mod tests {
         p.sent(t0);
         p.forget();
         assert_eq!(p.at(t0, 200.0, t0 + ms(1000)), Some(t0 + ms(15)));
+        // A reply that is neither accepted nor throttled (a 503) frees the
+        // probe without a verdict: no refusal counted.
+        p.sent(t0);
+        assert!(!p.answer(t0 + ms(20), t0, Reply::Neither));
+        assert_eq!(p.at(t0 + ms(20), 200.0, t0 + ms(1000)), Some(t0 + ms(35)));
     }
 }

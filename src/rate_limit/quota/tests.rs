@@ -19,6 +19,7 @@ fn statement_limit(remaining: u64, reset: u64, limit: u64) -> Statement {
         window: None,
         min_rate: MIN_RATE,
         continuous: false,
+        short: reset <= 1,
     }
 }
 
@@ -30,6 +31,7 @@ fn statement(remaining: u64, reset: u64, policy: Option<(u64, u64)>) -> Statemen
         window: policy.map(|p| Duration::from_secs(p.1)),
         min_rate: MIN_RATE,
         continuous: false,
+        short: reset <= 1,
     }
 }
 
@@ -86,9 +88,21 @@ fn a_known_limit_comes_back_at_the_reset_less_what_was_committed() {
 fn a_stale_reply_only_lowers_the_count() {
     let now = Instant::now();
     let mut q = Quota::new(&statement(5, 10, None), now, g(now, 10), 0.0, 11);
-    q.update(&statement(9, 10, None), now, g(now, 3), (0.0, 11), false);
+    q.update(
+        &statement(9, 10, None),
+        now,
+        g(now, 3),
+        (0.0, 11),
+        Reply::Accepted,
+    );
     assert!((q.available(now) - 5.0).abs() < 1e-9);
-    q.update(&statement(2, 10, None), now, g(now, 4), (0.0, 11), false);
+    q.update(
+        &statement(2, 10, None),
+        now,
+        g(now, 4),
+        (0.0, 11),
+        Reply::Accepted,
+    );
     assert!((q.available(now) - 2.0).abs() < 1e-9);
 }
 
@@ -109,17 +123,35 @@ fn a_batch_counts_from_its_smallest_remaining_as_replies_arrive() {
     };
     let mut q = Quota::new(&statement(9, 1, None), now, first, 0.0, 2);
     // Nine released together; the last released is processed first.
-    q.update(&statement(5, 1, None), now, batch(10), (8.0, 11), false);
+    q.update(
+        &statement(5, 1, None),
+        now,
+        batch(10),
+        (8.0, 11),
+        Reply::Accepted,
+    );
     assert!((q.available(now) - -3.0).abs() < 1e-9);
-    q.update(&statement(8, 1, None), now, batch(3), (7.0, 11), false);
-    q.update(&statement(1, 1, None), now, batch(7), (6.0, 11), false);
+    q.update(
+        &statement(8, 1, None),
+        now,
+        batch(3),
+        (7.0, 11),
+        Reply::Accepted,
+    );
+    q.update(
+        &statement(1, 1, None),
+        now,
+        batch(7),
+        (6.0, 11),
+        Reply::Accepted,
+    );
     for (i, seq) in [2, 4, 5, 6, 8, 9].into_iter().enumerate() {
         q.update(
             &statement(10 - seq, 1, None),
             now,
             batch(seq),
             ((5 - i) as f64, 11),
-            false,
+            Reply::Accepted,
         );
     }
     // All replies in: the server has the batch's smallest `remaining`.
@@ -136,7 +168,7 @@ fn a_continuous_quota_paces_at_its_rate_until_a_throttle() {
         later,
         g(later, 2),
         (0.0, 3),
-        false,
+        Reply::Accepted,
     );
     assert!(q.is_continuous());
     q.update(
@@ -144,7 +176,7 @@ fn a_continuous_quota_paces_at_its_rate_until_a_throttle() {
         later,
         g(later, 3),
         (0.0, 4),
-        false,
+        Reply::Accepted,
     );
     // Next token in 10 ms at 100/s, not at the 1 s reset.
     assert_eq!(
@@ -190,7 +222,7 @@ fn an_accepted_probe_of_a_short_reset_means_continuous() {
         answer,
         g(probe, 2),
         (0.0, 3),
-        false,
+        Reply::Accepted,
     );
     assert!(q.is_continuous());
     assert_eq!(q.check(answer, 0, 2.0), Admit::Now);
@@ -209,10 +241,96 @@ fn a_long_reset_or_one_without_a_rate_is_not_probed() {
         q.check(now, 0, 1.0),
         Admit::At(now + Duration::from_secs(2))
     );
-    let q = Quota::new(&statement(0, 1, None), now, g(now, 1), 0.0, 2);
+    // A limit without a window: no rate to pause by.
+    let q = Quota::new(&statement_limit(0, 1, 200), now, g(now, 1), 0.0, 2);
+    assert!(q.limit_known && q.rate.is_none());
     assert_eq!(
         q.check(now, 0, 1.0),
         Admit::At(now + Duration::from_secs(1))
+    );
+}
+
+#[test]
+fn an_accepted_probe_stating_nothing_left_still_means_continuous() {
+    // The probe took the one unit that came back: `r=0` again, but accepted.
+    let policy = Some((200, 1));
+    let now = Instant::now();
+    let mut q = Quota::new(&statement(0, 1, policy), now, g(now, 1), 0.0, 2);
+    let probe = now + Duration::from_millis(15);
+    q.on_grant(probe, 1.0);
+    let answer = probe + Duration::from_millis(20);
+    q.update(
+        &statement(0, 1, policy),
+        answer,
+        g(probe, 2),
+        (0.0, 3),
+        Reply::Accepted,
+    );
+    assert!(q.is_continuous());
+    assert_eq!(
+        q.check(answer, 0, 1.0),
+        Admit::At(answer + Duration::from_millis(5))
+    );
+    // A 503 with the same headers is no verdict: still a window.
+    let mut q = Quota::new(&statement(0, 1, policy), now, g(now, 1), 0.0, 2);
+    q.on_grant(probe, 1.0);
+    q.update(
+        &statement(0, 1, policy),
+        answer,
+        g(probe, 2),
+        (0.0, 3),
+        Reply::Neither,
+    );
+    assert!(!q.is_continuous());
+}
+
+#[test]
+fn refusals_in_a_row_defer_the_probe_past_the_next_window() {
+    let policy = Some((200, 1));
+    let ms = Duration::from_millis;
+    let t0 = Instant::now();
+    let mut q = Quota::new(&statement(0, 1, policy), t0, g(t0, 1), 0.0, 2);
+    // Each window: a probe 15 ms after its first statement, refused (a 429
+    // stating `r=0`) 20 ms later.
+    let refuse = |q: &mut Quota, at: Instant, seq: u64| {
+        assert_eq!(q.check(at, 0, 1.0), Admit::At(at + ms(15)));
+        q.on_grant(at + ms(15), 1.0);
+        let answer = at + ms(35);
+        q.update(
+            &statement(0, 1, policy),
+            answer,
+            g(at + ms(15), seq),
+            (0.0, seq + 1),
+            Reply::Throttled,
+        );
+        answer
+    };
+    let first = refuse(&mut q, t0, 2);
+    // The next window opens at the reset: its first statement (others took
+    // its units) allows the next probe, 1 s after the refusal at the earliest.
+    let t1 = t0 + ms(1040);
+    q.update(
+        &statement(0, 1, policy),
+        t1,
+        g(t1, 4),
+        (0.0, 5),
+        Reply::Accepted,
+    );
+    assert!(first + Duration::from_secs(1) <= t1 + ms(15));
+    let second = refuse(&mut q, t1, 5);
+    // Refused twice: not before 2 s after the second refusal, which is
+    // later than the next window's own pause would allow.
+    let t2 = t1 + ms(1040);
+    q.update(
+        &statement(0, 1, policy),
+        t2,
+        g(t2, 7),
+        (0.0, 8),
+        Reply::Accepted,
+    );
+    assert_eq!(
+        q.check(t2, 0, 1.0),
+        Admit::At(second + Duration::from_secs(2))
     );
 }
 
@@ -229,7 +347,7 @@ fn a_later_request_stating_more_remaining_means_continuous() {
         later,
         g(now, 2),
         (0.0, 4),
-        false,
+        Reply::Accepted,
     );
     assert!(!q.continuous);
     q.update(
@@ -237,7 +355,7 @@ fn a_later_request_stating_more_remaining_means_continuous() {
         later,
         g(later, 3),
         (0.0, 4),
-        false,
+        Reply::Accepted,
     );
     assert!(q.continuous);
 }
@@ -253,7 +371,7 @@ fn a_reply_that_overtook_cannot_raise_a_windows_count() {
         t,
         g(t, 2),
         (2.0, 3),
-        false,
+        Reply::Accepted,
     );
     assert!((q.available(t) - 23.0).abs() < 1e-9);
 }
@@ -269,7 +387,7 @@ fn a_window_reset_seen_early_is_not_a_refill() {
         later,
         g(later, 2),
         (0.0, 3),
-        false,
+        Reply::Accepted,
     );
     assert!(!q.is_continuous());
 }
@@ -286,7 +404,7 @@ fn a_fixed_window_never_looks_continuous() {
             t,
             g(t, seq),
             (0.0, seq + 1),
-            false,
+            Reply::Accepted,
         );
     }
     assert!(!q.continuous);
@@ -306,12 +424,19 @@ fn huge_values_do_not_overflow() {
         window: Some(Duration::from_nanos(1)),
         min_rate: MIN_RATE,
         continuous: false,
+        short: false,
     };
     let mut q = Quota::new(&s, now, g(now, 1), f64::from(u32::MAX), 2);
     let _ = q.check(now, 0, 1.0);
     let _ = q.time_for(now, 1e300);
     q.on_grant(now, 1.0);
-    q.update(&s, now, g(now, 2), (f64::from(u32::MAX), 3), false);
+    q.update(
+        &s,
+        now,
+        g(now, 2),
+        (f64::from(u32::MAX), 3),
+        Reply::Accepted,
+    );
 }
 
 #[test]
@@ -326,7 +451,7 @@ fn a_window_once_seen_full_is_not_probed() {
         later,
         g(later, 2),
         (0.0, 3),
-        false,
+        Reply::Accepted,
     );
     assert_eq!(
         q.check(later, 0, 1.0),
