@@ -26,6 +26,13 @@ pub(super) fn before(t: Instant, d: Duration) -> Instant {
     t.checked_sub(d).unwrap_or(t)
 }
 
+/// A back-off after the `n`-th failure in a row: `base` for the first,
+/// doubling with each one after, capped at `cap`.
+pub(super) fn doubling(base: Duration, n: u32, cap: Duration) -> Duration {
+    base.saturating_mul(2u32.saturating_pow(n.saturating_sub(1).min(30)))
+        .min(cap)
+}
+
 /// `b − a` in seconds, zero if `b` is not after `a`.
 pub(super) fn secs_between(a: Instant, b: Instant) -> f64 {
     b.saturating_duration_since(a).as_secs_f64()

@@ -11,7 +11,7 @@ use crate::rate_limit::model::{Grant, Knobs, Limited, Need};
 use crate::rate_limit::response::Outcome;
 use crate::rate_limit::short_hint::{Answer, Probe, SHORT_HINT};
 use crate::rate_limit::slow_start::SlowStart;
-use crate::rate_limit::time::after;
+use crate::rate_limit::time::{after, doubling};
 
 impl Constraints {
     /// A throttle for `grant` (of `need`, scoped to `resource` if the
@@ -58,8 +58,7 @@ impl Constraints {
         let fleet = self.fleet_accepted();
         let backoff = if closes && !explained && self.meter.accepted(fleet) == 0 {
             self.futile = self.futile.saturating_add(1);
-            let doubling = 2u32.saturating_pow(self.futile.saturating_sub(1).min(30));
-            Some(PROBE_BACKOFF.saturating_mul(doubling).min(knobs.max_hold))
+            Some(doubling(PROBE_BACKOFF, self.futile, knobs.max_hold))
         } else {
             None
         };
@@ -131,8 +130,7 @@ impl Constraints {
     #[cfg(feature = "redis")]
     fn reprobe(&mut self, now: Instant, hint_end: Instant, knobs: Knobs) -> Option<Limited> {
         self.futile = self.futile.saturating_add(1);
-        let doubling = 2u32.saturating_pow(self.futile.saturating_sub(1).min(30));
-        let backoff = PROBE_BACKOFF.saturating_mul(doubling).min(knobs.max_hold);
+        let backoff = doubling(PROBE_BACKOFF, self.futile, knobs.max_hold);
         let learner = self.learner.as_ref();
         let rate = learner.and_then(|l| l.rate(now)).unwrap_or(f64::NAN);
         let fitted = learner.is_some_and(Learner::is_fitted);

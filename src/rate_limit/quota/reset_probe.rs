@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::rate_limit::time::{after, after_secs};
+use crate::rate_limit::time::{after, after_secs, doubling};
 
 /// What became of a request, as a probe's answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,9 +103,7 @@ impl ResetProbe {
             return true;
         }
         self.refused = self.refused.saturating_add(1);
-        let defer = SHORT_RESET
-            .saturating_mul(2u32.saturating_pow(self.refused.saturating_sub(1).min(16)))
-            .min(MAX_DEFER);
+        let defer = doubling(SHORT_RESET, self.refused, MAX_DEFER);
         self.not_before = Some(after(now, defer));
         false
     }

@@ -35,6 +35,17 @@ fn statement(remaining: u64, reset: u64, policy: Option<(u64, u64)>) -> Statemen
     }
 }
 
+/// The policy of a token bucket of 200/s, burst 20, stating its rate and the
+/// time to its next token rounded up (`q=200;w=1`).
+const BUCKET_200: Option<(u64, u64)> = Some((200, 1));
+
+/// That bucket's quota, out at `now` (`r=0;t=1`), and when its probe of the
+/// short reset may go (3 intervals later).
+fn spent_bucket(now: Instant) -> (Quota, Instant) {
+    let q = Quota::new(&statement(0, 1, BUCKET_200), now, g(now, 1), 0.0, 2);
+    (q, now + Duration::from_millis(15))
+}
+
 #[test]
 fn remaining_zero_waits_for_the_reset_then_spreads_the_window() {
     let now = Instant::now();
@@ -204,10 +215,8 @@ fn a_continuous_quota_paces_at_its_rate_until_a_throttle() {
 fn an_accepted_probe_of_a_short_reset_means_continuous() {
     // A token bucket of 200/s, burst 20, stating its rate and the time to
     // its next token, rounded up: `r=0;t=1` each time its burst is spent.
-    let policy = Some((200, 1));
     let now = Instant::now();
-    let mut q = Quota::new(&statement(0, 1, policy), now, g(now, 1), 0.0, 2);
-    let probe = now + Duration::from_millis(15);
+    let (mut q, probe) = spent_bucket(now);
     assert_eq!(q.check(now, 0, 1.0), Admit::At(probe));
     // A probe is one request: two wait for the window (the second one
     // interval after the reset).
@@ -218,7 +227,7 @@ fn an_accepted_probe_of_a_short_reset_means_continuous() {
     // Accepted, with 2 units back: the reset was an upper bound.
     let answer = probe + Duration::from_millis(20);
     q.update(
-        &statement(2, 1, policy),
+        &statement(2, 1, BUCKET_200),
         answer,
         g(probe, 2),
         (0.0, 3),
@@ -253,14 +262,12 @@ fn a_long_reset_or_one_without_a_rate_is_not_probed() {
 #[test]
 fn an_accepted_probe_stating_nothing_left_still_means_continuous() {
     // The probe took the one unit that came back: `r=0` again, but accepted.
-    let policy = Some((200, 1));
     let now = Instant::now();
-    let mut q = Quota::new(&statement(0, 1, policy), now, g(now, 1), 0.0, 2);
-    let probe = now + Duration::from_millis(15);
+    let (mut q, probe) = spent_bucket(now);
     q.on_grant(probe, 1.0);
     let answer = probe + Duration::from_millis(20);
     q.update(
-        &statement(0, 1, policy),
+        &statement(0, 1, BUCKET_200),
         answer,
         g(probe, 2),
         (0.0, 3),
@@ -272,10 +279,10 @@ fn an_accepted_probe_stating_nothing_left_still_means_continuous() {
         Admit::At(answer + Duration::from_millis(5))
     );
     // A 503 with the same headers is no verdict: still a window.
-    let mut q = Quota::new(&statement(0, 1, policy), now, g(now, 1), 0.0, 2);
+    let mut q = Quota::new(&statement(0, 1, BUCKET_200), now, g(now, 1), 0.0, 2);
     q.on_grant(probe, 1.0);
     q.update(
-        &statement(0, 1, policy),
+        &statement(0, 1, BUCKET_200),
         answer,
         g(probe, 2),
         (0.0, 3),
@@ -286,10 +293,9 @@ fn an_accepted_probe_stating_nothing_left_still_means_continuous() {
 
 #[test]
 fn refusals_in_a_row_defer_the_probe_past_the_next_window() {
-    let policy = Some((200, 1));
     let ms = Duration::from_millis;
     let t0 = Instant::now();
-    let mut q = Quota::new(&statement(0, 1, policy), t0, g(t0, 1), 0.0, 2);
+    let (mut q, _) = spent_bucket(t0);
     // Each window: a probe 15 ms after its first statement, refused (a 429
     // stating `r=0`) 20 ms later.
     let refuse = |q: &mut Quota, at: Instant, seq: u64| {
@@ -297,7 +303,7 @@ fn refusals_in_a_row_defer_the_probe_past_the_next_window() {
         q.on_grant(at + ms(15), 1.0);
         let answer = at + ms(35);
         q.update(
-            &statement(0, 1, policy),
+            &statement(0, 1, BUCKET_200),
             answer,
             g(at + ms(15), seq),
             (0.0, seq + 1),
@@ -310,7 +316,7 @@ fn refusals_in_a_row_defer_the_probe_past_the_next_window() {
     // its units) allows the next probe, 1 s after the refusal at the earliest.
     let t1 = t0 + ms(1040);
     q.update(
-        &statement(0, 1, policy),
+        &statement(0, 1, BUCKET_200),
         t1,
         g(t1, 4),
         (0.0, 5),
@@ -322,7 +328,7 @@ fn refusals_in_a_row_defer_the_probe_past_the_next_window() {
     // later than the next window's own pause would allow.
     let t2 = t1 + ms(1040);
     q.update(
-        &statement(0, 1, policy),
+        &statement(0, 1, BUCKET_200),
         t2,
         g(t2, 7),
         (0.0, 8),
@@ -461,10 +467,8 @@ fn a_window_once_seen_full_is_not_probed() {
 
 #[test]
 fn a_probe_taken_back_before_it_went_lets_another_go() {
-    let policy = Some((200, 1));
     let now = Instant::now();
-    let mut q = Quota::new(&statement(0, 1, policy), now, g(now, 1), 0.0, 2);
-    let probe = now + Duration::from_millis(15);
+    let (mut q, probe) = spent_bucket(now);
     q.on_grant(probe, 1.0);
     assert_ne!(q.check(probe, 1, 1.0), Admit::Now);
     // Cancelled after its release, never sent: another probe may go, a
