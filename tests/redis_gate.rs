@@ -6,6 +6,7 @@
 mod redis_server;
 
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,7 +32,20 @@ async fn process(
     url: &str,
     seen: &Seen,
     status: u16,
-    retry_after: Option<&str>,
+    retry_after: Option<&'static str>,
+) -> (Client, RedisStore) {
+    let limit = Limit::requests(LIMIT_RATE, Duration::from_secs(1)).burst(LIMIT_BURST);
+    gate(url, seen, Some(limit), move |_| (status, retry_after)).await
+}
+
+/// One process's client, with `limit` configured or none, in front of a
+/// server whose answer to its `n`-th call (from 0) is `reply(n)`: a status
+/// and a `Retry-After`.
+async fn gate(
+    url: &str,
+    seen: &Seen,
+    limit: Option<Limit>,
+    reply: impl Fn(usize) -> (u16, Option<&'static str>) + Clone + Send + 'static,
 ) -> (Client, RedisStore) {
     let store = RedisStore::connect(url)
         .await
@@ -39,18 +53,20 @@ async fn process(
         .prefix("gate-test")
         .retry_backoff(Duration::from_millis(50), Duration::from_millis(200));
     let seen = seen.clone();
-    let retry_after = retry_after.map(str::to_owned);
+    let calls = Arc::new(AtomicUsize::new(0));
     let server = tower::service_fn(move |_req: Request<String>| {
         seen.lock().unwrap().push(Instant::now());
+        let (status, retry_after) = reply(calls.fetch_add(1, Ordering::Relaxed));
         let mut res = Response::builder().status(status);
-        if let Some(ra) = &retry_after {
-            res = res.header("retry-after", ra.as_str());
+        if let Some(ra) = retry_after {
+            res = res.header("retry-after", ra);
         }
         std::future::ready(Ok::<_, Infallible>(res.body(String::new()).unwrap()))
     });
-    let layer = RateLimitAwareLayer::new()
-        .limit(Limit::requests(LIMIT_RATE, Duration::from_secs(1)).burst(LIMIT_BURST))
-        .store(store.clone());
+    let mut layer = RateLimitAwareLayer::new().store(store.clone());
+    if let Some(limit) = limit {
+        layer = layer.limit(limit);
+    }
     let client = tower::ServiceBuilder::new().layer(layer).service(server);
     (tower::util::BoxCloneService::new(client), store)
 }
@@ -202,4 +218,54 @@ async fn a_throttle_one_gate_sees_holds_the_others() {
         "the other gate let a request through a shared hold"
     );
     assert!(t.elapsed() >= Duration::from_millis(500));
+}
+
+/// A process whose first call is refused with a short `Retry-After` while
+/// another process's calls are accepted learned nothing of the fleet's
+/// rate: it saw none of what the server accepted (the other took the
+/// burst, and the shared count reaches it late). It must not hold every
+/// process for the hint, nor itself for all of it: it probes again after
+/// a short back-off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_refusal_with_a_short_hint_holds_no_other_process() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let seen = Seen::default();
+    let (mut other, _a) = gate(&server.url(), &seen, None, |_| (200, None)).await;
+    let (mut late, _b) = gate(&server.url(), &seen, None, |n| match n {
+        0 => (429, Some("1")),
+        _ => (200, None),
+    })
+    .await;
+    let status = |res: Result<Result<Response<String>, Infallible>, _>| {
+        res.expect("answered well within the hint")
+            .unwrap()
+            .status()
+    };
+    assert_eq!(
+        other
+            .ready()
+            .await
+            .unwrap()
+            .call(req())
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let refused = late.ready().await.unwrap().call(req()).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    // Let a hold, had one been published, reach the other process.
+    sleep(Duration::from_millis(150)).await;
+    // Each bound is half the hint: a hold for it would overrun them.
+    let bound = Duration::from_millis(500);
+    let next = timeout(bound, other.ready().await.unwrap().call(req())).await;
+    assert_eq!(status(next), 200, "the other process was held");
+    let again = timeout(bound, late.ready().await.unwrap().call(req())).await;
+    assert_eq!(
+        status(again),
+        200,
+        "the refused process waited out the hint"
+    );
 }

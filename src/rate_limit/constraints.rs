@@ -65,6 +65,12 @@ pub(super) struct Constraints {
     shared: Option<super::shared::Shared>,
 }
 
+/// A process's own hold, read back from the store, ends up to a round trip
+/// later than it does here: a hold ending no later than this past the
+/// local one is taken as the same hold.
+#[cfg(feature = "redis")]
+const READ_BACK_SLACK: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// The first probe back-off after a throttle that nothing was accepted
 /// before; it doubles with each one in a row, up to `max_hold`.
 const PROBE_BACKOFF: std::time::Duration = std::time::Duration::from_millis(25);
@@ -104,6 +110,28 @@ impl Constraints {
             return Some(shared.accepted());
         }
         None
+    }
+
+    /// With a store: a hold some process published (this one's own, read
+    /// back, or another's). Another's cuts this process's period short
+    /// without a throttle of its own: what it counted up to now, and the
+    /// idle time of the hold, measure nothing (a period spanning the hold
+    /// would read the rate far too low), so the period starts afresh after
+    /// the hold, as after any hold, and a probe out is moot.
+    #[cfg(feature = "redis")]
+    fn adopt_hold(&mut self, until: Instant) {
+        let foreign = self
+            .hold_until
+            .is_none_or(|u| until > super::time::after(u, READ_BACK_SLACK));
+        if self.hold_until.is_some_and(|u| until <= u) {
+            return;
+        }
+        self.hold_until = Some(until);
+        if foreign && self.meter.has_begun() {
+            self.meter.restart();
+            self.probe = None;
+            self.soft_episode = false;
+        }
     }
 
     /// With a store: the request pace to reserve at, shared by all
@@ -166,8 +194,7 @@ impl Constraints {
         let mut scoped = Admit::Now;
         #[cfg(feature = "redis")]
         if let Some(until) = self.shared.as_ref().and_then(|s| s.hold(now)) {
-            // A hold another process learned.
-            self.hold_until = self.hold_until.max(Some(until));
+            self.adopt_hold(until);
         }
         if let Some(until) = self.hold_until {
             if now < until {

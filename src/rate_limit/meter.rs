@@ -78,6 +78,11 @@ impl Meter {
         }
     }
 
+    /// Whether a throttle has closed a period yet.
+    pub(super) fn has_throttled(&self) -> bool {
+        self.last_throttle.is_some()
+    }
+
     /// Whether the current period has begun (its first release made).
     pub(super) fn has_begun(&self) -> bool {
         self.start.is_some()
@@ -176,12 +181,16 @@ impl Meter {
         burst: Option<(f64, f64)>,
     ) -> Period {
         if let Some(total) = fleet {
-            // What all processes saw accepted, rather than this one's share.
+            // What all processes saw accepted, rather than this one's share
+            // (never less than this one's: the fleet's count is read back
+            // late, and may not show them yet).
             if let Some(at_start) = self.fleet_at_start {
-                self.accepted = total.saturating_sub(at_start);
+                self.accepted = total.saturating_sub(at_start).max(self.accepted);
             }
             if let Some(at_throttle) = self.fleet_at_throttle {
-                self.accepted_since_throttle = total.saturating_sub(at_throttle);
+                self.accepted_since_throttle = total
+                    .saturating_sub(at_throttle)
+                    .max(self.accepted_since_throttle);
             }
         }
         let drained = burst.and_then(|b| self.drained(now, b));
@@ -259,5 +268,35 @@ mod tests {
         assert!((p.accepted / p.secs - 66.7).abs() < 1.0, "{p:?}");
         let drained = p.drained.unwrap();
         assert!((drained - 100.0).abs() < 12.0, "{drained}");
+    }
+
+    #[test]
+    fn a_fleet_count_read_back_late_never_counts_less_than_this_process() {
+        // With a store, the fleet's count comes back every 50 ms or so: at a
+        // throttle early in the key's life it may not show yet what this
+        // process saw accepted.
+        let t0 = Instant::now();
+        let mut m = Meter::new();
+        m.on_grant(t0, true, Some(0));
+        for i in 0..5 {
+            let at = t0 + Duration::from_millis(i);
+            m.on_accepted(at, grant(t0), Some(0));
+        }
+        let p = m.close(t0 + Duration::from_millis(20), Start::Empty, Some(0), None);
+        assert_eq!(p.accepted, 5.0);
+        // A fleet count that has caught up counts the others too.
+        m.on_grant(t0 + Duration::from_millis(30), false, Some(0));
+        m.on_accepted(
+            t0 + Duration::from_millis(31),
+            grant(t0 + Duration::from_millis(30)),
+            Some(0),
+        );
+        let p = m.close(
+            t0 + Duration::from_millis(300),
+            Start::Empty,
+            Some(40),
+            None,
+        );
+        assert_eq!(p.accepted, 40.0);
     }
 }

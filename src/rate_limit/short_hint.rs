@@ -93,6 +93,16 @@ impl Probe {
         }
     }
 
+    /// A probe after `pause` (at most the hint), whatever the rate.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(super) fn after_pause(now: Instant, hint: Duration, pause: Duration) -> Self {
+        Probe {
+            at: after(now, pause.min(hint)),
+            hint_end: after(now, hint),
+            sent: None,
+        }
+    }
+
     /// The same probe, sent no earlier than `at` (but before its hint ends).
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(super) fn not_before(self, at: Instant) -> Self {

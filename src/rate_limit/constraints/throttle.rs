@@ -55,8 +55,12 @@ impl Constraints {
         let explained = self.quotas.explains(now, need);
         let learns = !explained && !self.quota_paces() && closes;
         // Nothing accepted since the last throttle: back off the probes.
+        // With a store, not before the first throttle: the others may have
+        // taken the burst, and their count reaches this process late.
         let fleet = self.fleet_accepted();
-        let backoff = if closes && !explained && self.meter.accepted(fleet) == 0 {
+        let first_of_fleet = fleet.is_some() && !self.meter.has_throttled();
+        let backoff = if closes && !explained && !first_of_fleet && self.meter.accepted(fleet) == 0
+        {
             self.futile = self.futile.saturating_add(1);
             Some(doubling(PROBE_BACKOFF, self.futile, knobs.max_hold))
         } else {
@@ -91,6 +95,15 @@ impl Constraints {
             limited = Some(Limited::Throttled);
         }
         let rate = self.learner.as_ref().and_then(|l| l.rate(now));
+        #[cfg(feature = "redis")]
+        if let (Some(h), None, true) = (probed, rate, self.shared.is_some()) {
+            // With a store, a first period in which this process saw nothing
+            // accepted proves nothing: the other processes took the burst.
+            // Probe after a back-off, as after a refused probe, rather than
+            // hold every process for the hint.
+            self.soft_episode = true;
+            return self.reprobe(now, after(now, h), knobs).or(limited);
+        }
         if let (Some(h), Some(rate)) = (probed, rate) {
             let fitted = self.learner.as_ref().is_some_and(Learner::is_fitted);
             self.probe = Some(Probe::new(now, h, rate, fitted));
@@ -132,10 +145,15 @@ impl Constraints {
         self.futile = self.futile.saturating_add(1);
         let backoff = doubling(PROBE_BACKOFF, self.futile, knobs.max_hold);
         let learner = self.learner.as_ref();
-        let rate = learner.and_then(|l| l.rate(now)).unwrap_or(f64::NAN);
-        let fitted = learner.is_some_and(Learner::is_fitted);
         let hint = hint_end.saturating_duration_since(now);
-        let probe = Probe::new(now, hint, rate, fitted).not_before(after(now, backoff));
+        let probe = match learner.and_then(|l| l.rate(now)) {
+            Some(rate) => {
+                let fitted = learner.is_some_and(Learner::is_fitted);
+                Probe::new(now, hint, rate, fitted).not_before(after(now, backoff))
+            }
+            // No rate to pause for: the back-off alone.
+            None => Probe::after_pause(now, hint, backoff),
+        };
         self.probe = Some(probe);
         None
     }
