@@ -238,11 +238,6 @@ async fn a_first_refusal_with_a_short_hint_holds_no_other_process() {
         _ => (200, None),
     })
     .await;
-    let status = |res: Result<Result<Response<String>, Infallible>, _>| {
-        res.expect("answered well within the hint")
-            .unwrap()
-            .status()
-    };
     assert_eq!(
         other
             .ready()
@@ -256,16 +251,19 @@ async fn a_first_refusal_with_a_short_hint_holds_no_other_process() {
     );
     let refused = late.ready().await.unwrap().call(req()).await.unwrap();
     assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
-    // Let a hold, had one been published, reach the other process.
-    sleep(Duration::from_millis(150)).await;
-    // Each bound is half the hint: a hold for it would overrun them.
+    // The other process reads holds back from the store every 50 ms while
+    // it sends: it calls every 60 ms for 600 ms, so that a hold for the
+    // hint, had one been published, reaches it and holds a call well past
+    // the bound (half the hint).
     let bound = Duration::from_millis(500);
-    let next = timeout(bound, other.ready().await.unwrap().call(req())).await;
-    assert_eq!(status(next), 200, "the other process was held");
+    for _ in 0..10 {
+        sleep(Duration::from_millis(60)).await;
+        let call = other.ready().await.unwrap().call(req());
+        let res = timeout(bound, call).await;
+        let res = res.expect("the other process was held for the hint");
+        assert_eq!(res.unwrap().status(), 200);
+    }
     let again = timeout(bound, late.ready().await.unwrap().call(req())).await;
-    assert_eq!(
-        status(again),
-        200,
-        "the refused process waited out the hint"
-    );
+    let again = again.expect("the refused process waited out the hint");
+    assert_eq!(again.unwrap().status(), 200);
 }

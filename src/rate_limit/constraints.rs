@@ -63,6 +63,11 @@ pub(super) struct Constraints {
     /// The link to other processes' gates, with a store.
     #[cfg(feature = "redis")]
     shared: Option<super::shared::Shared>,
+    /// With a store: the latest end of a hold of the whole key this
+    /// process set or adopted (kept after the hold is over), to tell its
+    /// own hold, read back from the store, from another's.
+    #[cfg(feature = "redis")]
+    hold_seen: Option<Instant>,
 }
 
 /// A process's own hold, read back from the store, ends up to a round trip
@@ -94,6 +99,8 @@ impl Constraints {
             futile: 0,
             #[cfg(feature = "redis")]
             shared: None,
+            #[cfg(feature = "redis")]
+            hold_seen: None,
         }
     }
 
@@ -117,20 +124,21 @@ impl Constraints {
     /// without a throttle of its own: what it counted up to now, and the
     /// idle time of the hold, measure nothing (a period spanning the hold
     /// would read the rate far too low), so the period starts afresh after
-    /// the hold, as after any hold, and a probe out is moot.
+    /// the hold, as after any hold. A probe out, and the soft episode's
+    /// requests in flight, are still answered as before the hold: a short
+    /// hint in their refusal holds no one.
     #[cfg(feature = "redis")]
     fn adopt_hold(&mut self, until: Instant) {
         let foreign = self
-            .hold_until
+            .hold_seen
             .is_none_or(|u| until > super::time::after(u, READ_BACK_SLACK));
+        self.hold_seen = self.hold_seen.max(Some(until));
         if self.hold_until.is_some_and(|u| until <= u) {
             return;
         }
         self.hold_until = Some(until);
         if foreign && self.meter.has_begun() {
             self.meter.restart();
-            self.probe = None;
-            self.soft_episode = false;
         }
     }
 
@@ -437,6 +445,10 @@ impl Constraints {
             let longer = self.hold_until.is_none_or(|u| until > u);
             if longer {
                 self.hold_until = Some(until);
+            }
+            #[cfg(feature = "redis")]
+            {
+                self.hold_seen = self.hold_seen.max(Some(until));
             }
             return longer;
         };

@@ -416,6 +416,67 @@ fn with_a_store_a_refused_probe_probes_again_instead_of_holding_the_fleet() {
     });
 }
 
+/// With a store, a hold another process published restarts this
+/// process's period (one spanning the idle hold would measure the rate far
+/// too low), while its probe out is still answered as a probe: refused with
+/// a short hint, it holds no one for the hint. Its own hold, read back a
+/// little later than it ends here, restarts nothing.
+#[cfg(feature = "redis")]
+#[test]
+fn with_a_store_another_process_hold_restarts_the_period_and_keeps_the_probe() {
+    let Some(server) = redis_server::RedisServer::start() else {
+        eprintln!("redis-server not found: skipped");
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = crate::RedisStore::connect(&server.url())
+            .await
+            .expect("connects");
+        let now = Instant::now();
+        let mut c = Constraints::new(now, KNOBS, &[]);
+        c.share(crate::rate_limit::shared::Shared::new(&store, 7, &[]));
+        let (mut c, t1, limited) = burst_then_hint_on(c, now, 1);
+        assert_eq!(limited, Some(Limited::Throttled), "probed, not held");
+        let probe_at = match admit(&mut c, t1, &need()) {
+            Admit::At(at) => at,
+            other => panic!("the probe waits its pause: {other:?}"),
+        };
+        assert_eq!(admit(&mut c, probe_at, &need()), Admit::Now);
+        c.on_grant(probe_at, &need());
+        assert!(c.meter.has_begun());
+        let foreign = probe_at + Duration::from_millis(300);
+        c.adopt_hold(foreign);
+        assert!(!c.meter.has_begun(), "the period starts after the hold");
+        let back = probe_at + Duration::from_millis(5);
+        let u = Uncounted::default();
+        let r = c.on_response(
+            back,
+            &bare(true, Some(1)),
+            grant(probe_at, 12),
+            u,
+            13,
+            KNOBS,
+        );
+        assert_eq!(r.0, None, "the probe's refusal holds no one");
+        assert_eq!(admit(&mut c, back, &need()), Admit::At(foreign));
+        // After the hold, a new period; this process's own hold comes back
+        // from the store a few milliseconds late: the same hold.
+        assert_eq!(admit(&mut c, foreign, &need()), Admit::Now);
+        c.on_grant(foreign, &need());
+        c.adopt_hold(foreign + Duration::from_millis(3));
+        assert!(
+            c.meter.has_begun(),
+            "its own hold read back restarts nothing"
+        );
+        c.adopt_hold(foreign + Duration::from_millis(500));
+        assert!(!c.meter.has_begun(), "a later hold is another's");
+    });
+}
+
 #[test]
 fn a_long_hint_is_held_for_whole_even_on_a_learned_key() {
     let now = Instant::now();
