@@ -77,6 +77,12 @@ fn req() -> Request<String> {
         .unwrap()
 }
 
+/// One request through `client`: its answer's status.
+async fn status_of(client: &mut Client) -> StatusCode {
+    let res = client.ready().await.unwrap().call(req()).await;
+    res.unwrap().status()
+}
+
 /// Sends `n` requests at concurrency 10; returns how many were answered.
 fn send(set: &mut JoinSet<usize>, client: &Client, n: usize) {
     for _ in 0..10 {
@@ -192,17 +198,7 @@ async fn a_throttle_one_gate_sees_holds_the_others() {
     let (throttled, _a) = process(&server.url(), &seen, 429, Some("30")).await;
     let (other, _b) = process(&server.url(), &seen, 200, None).await;
     let mut other = other;
-    assert_eq!(
-        other
-            .ready()
-            .await
-            .unwrap()
-            .call(req())
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(status_of(&mut other).await, 200);
     let res = throttled.oneshot(req()).await.unwrap();
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     // The other process learns the hold within its sync period and waits.
@@ -238,17 +234,7 @@ async fn a_first_refusal_with_a_short_hint_holds_no_other_process() {
         _ => (200, None),
     })
     .await;
-    assert_eq!(
-        other
-            .ready()
-            .await
-            .unwrap()
-            .call(req())
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(status_of(&mut other).await, 200);
     let refused = late.ready().await.unwrap().call(req()).await.unwrap();
     assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
     // The other process reads holds back from the store every 50 ms while

@@ -329,6 +329,16 @@ fn a_short_hint_is_probed_and_an_accepted_probe_frees_the_key() {
     }
 }
 
+/// The probe sent at `probe_at` (release 12) is refused 5 ms later with
+/// `Retry-After: 1`: that instant, and what the key became.
+fn refuse_probe(c: &mut Constraints, probe_at: Instant) -> (Instant, Option<Limited>) {
+    let back = probe_at + Duration::from_millis(5);
+    let o = bare(true, Some(1));
+    let u = Uncounted::default();
+    let r = c.on_response(back, &o, grant(probe_at, 12), u, 13, KNOBS);
+    (back, r.0)
+}
+
 #[test]
 fn a_refused_probe_holds_the_key_until_the_hint_ends() {
     let now = Instant::now();
@@ -336,29 +346,18 @@ fn a_refused_probe_holds_the_key_until_the_hint_ends() {
     let probe_at = t1 + Duration::from_millis(100);
     assert_eq!(admit(&mut c, probe_at, &need()), Admit::Now);
     c.on_grant(probe_at, &need());
-    let back = probe_at + Duration::from_millis(5);
-    let u = Uncounted::default();
-    let r = c.on_response(
-        back,
-        &bare(true, Some(1)),
-        grant(probe_at, 12),
-        u,
-        13,
-        KNOBS,
-    );
-    assert!(matches!(r.0, Some(Limited::Held(_))), "{r:?}");
+    let (back, r) = refuse_probe(&mut c, probe_at);
+    assert!(matches!(r, Some(Limited::Held(_))), "{r:?}");
     // Held as any hint holds: for the probe's own hint.
     assert_eq!(admit(&mut c, back, &need()), Admit::At(back + secs(1)));
     assert!(c.is_limited(back));
 }
 
-/// With a store, a refused probe proves nothing: another process may have
-/// taken the slot the pause left. The key probes again after a short
-/// back-off (growing while refusals repeat) instead of holding every
-/// process for the rest of the hint; the hint still ends the probing.
+/// Runs `test` on a key shared through a real `redis-server` (skipped
+/// without one), right after a burst and a throttle with `Retry-After: 1`
+/// that the key probes: `test` gets the key and the throttle's instant.
 #[cfg(feature = "redis")]
-#[test]
-fn with_a_store_a_refused_probe_probes_again_instead_of_holding_the_fleet() {
+fn probing_on_a_store(test: impl FnOnce(Constraints, Instant)) {
     let Some(server) = redis_server::RedisServer::start() else {
         eprintln!("redis-server not found: skipped");
         return;
@@ -374,8 +373,20 @@ fn with_a_store_a_refused_probe_probes_again_instead_of_holding_the_fleet() {
         let now = Instant::now();
         let mut c = Constraints::new(now, KNOBS, &[]);
         c.share(crate::rate_limit::shared::Shared::new(&store, 7, &[]));
-        let (mut c, t1, limited) = burst_then_hint_on(c, now, 1);
+        let (c, t1, limited) = burst_then_hint_on(c, now, 1);
         assert_eq!(limited, Some(Limited::Throttled), "probed, not held");
+        test(c, t1);
+    });
+}
+
+/// With a store, a refused probe proves nothing: another process may have
+/// taken the slot the pause left. The key probes again after a short
+/// back-off (growing while refusals repeat) instead of holding every
+/// process for the rest of the hint; the hint still ends the probing.
+#[cfg(feature = "redis")]
+#[test]
+fn with_a_store_a_refused_probe_probes_again_instead_of_holding_the_fleet() {
+    probing_on_a_store(|mut c, t1| {
         let u = Uncounted::default();
         let hint_end = t1 + secs(1);
         // Three probes in a row refused: each time the key probes again,
@@ -424,23 +435,7 @@ fn with_a_store_a_refused_probe_probes_again_instead_of_holding_the_fleet() {
 #[cfg(feature = "redis")]
 #[test]
 fn with_a_store_another_process_hold_restarts_the_period_and_keeps_the_probe() {
-    let Some(server) = redis_server::RedisServer::start() else {
-        eprintln!("redis-server not found: skipped");
-        return;
-    };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let store = crate::RedisStore::connect(&server.url())
-            .await
-            .expect("connects");
-        let now = Instant::now();
-        let mut c = Constraints::new(now, KNOBS, &[]);
-        c.share(crate::rate_limit::shared::Shared::new(&store, 7, &[]));
-        let (mut c, t1, limited) = burst_then_hint_on(c, now, 1);
-        assert_eq!(limited, Some(Limited::Throttled), "probed, not held");
+    probing_on_a_store(|mut c, t1| {
         let probe_at = match admit(&mut c, t1, &need()) {
             Admit::At(at) => at,
             other => panic!("the probe waits its pause: {other:?}"),
@@ -451,17 +446,8 @@ fn with_a_store_another_process_hold_restarts_the_period_and_keeps_the_probe() {
         let foreign = probe_at + Duration::from_millis(300);
         c.adopt_hold(foreign);
         assert!(!c.meter.has_begun(), "the period starts after the hold");
-        let back = probe_at + Duration::from_millis(5);
-        let u = Uncounted::default();
-        let r = c.on_response(
-            back,
-            &bare(true, Some(1)),
-            grant(probe_at, 12),
-            u,
-            13,
-            KNOBS,
-        );
-        assert_eq!(r.0, None, "the probe's refusal holds no one");
+        let (back, r) = refuse_probe(&mut c, probe_at);
+        assert_eq!(r, None, "the probe's refusal holds no one");
         assert_eq!(admit(&mut c, back, &need()), Admit::At(foreign));
         // After the hold, a new period; this process's own hold comes back
         // from the store a few milliseconds late: the same hold.
