@@ -24,6 +24,21 @@ fn retry() -> BackoffRetryLayer {
 
 const SEC: Duration = Duration::from_secs(1);
 
+/// `server` behind the retry layer over a default gate, as a user stacks
+/// them.
+fn gated(
+    server: &ApiServer,
+) -> impl tower::Service<
+    http::Request<String>,
+    Response = http::Response<String>,
+    Error = std::convert::Infallible,
+> + Clone {
+    ServiceBuilder::new()
+        .layer(retry())
+        .layer(RateLimitAwareLayer::new())
+        .service(server.service())
+}
+
 /// What a batch came to, printed with the server's timeline: requests that
 /// succeeded, the share of calls wasted (%), and the makespan ÷ `ideal` (s).
 fn summary(label: &str, out: &[Outcome], server: &ApiServer, ideal: f64) -> (usize, f64, f64) {
@@ -175,10 +190,7 @@ async fn c_two_ietf_policies_both_respected() {
         .limiter(Limiter::window("long", 60, 30 * SEC).refuse(429, Hint::RetryAfterSecs))
         .style(Style::Ietf)
         .build();
-    let client = ServiceBuilder::new()
-        .layer(retry())
-        .layer(RateLimitAwareLayer::new())
-        .service(server.service());
+    let client = gated(&server);
     let n = 120;
     let out = drive(client, n, 20, |_| get("/v1/x")).await;
     let c = server.counts();
@@ -229,10 +241,7 @@ async fn d_github_hourly_quota_beside_a_short_term_limiter() {
         )
         .style(Style::GitHub)
         .build();
-    let client = ServiceBuilder::new()
-        .layer(retry())
-        .layer(RateLimitAwareLayer::new())
-        .service(server.service());
+    let client = gated(&server);
     let run = 30 * SEC;
     let out = workers(client, 50, run, |_| get("/repos/o/r/issues")).await;
     let c = server.counts();
@@ -272,10 +281,7 @@ async fn e_a_bucket_stating_its_next_token_is_paced_at_its_rate() {
         .style(Style::Ietf)
         .latency(Duration::from_millis(2))
         .build();
-    let client = ServiceBuilder::new()
-        .layer(retry())
-        .layer(RateLimitAwareLayer::new())
-        .service(server.service());
+    let client = gated(&server);
     let n = 1_200;
     let out = drive(client, n, 200, |_| get("/v1/x")).await;
     // Ideal: the burst at once, the rest at the rate, plus one reply.
