@@ -21,8 +21,8 @@ mod counting_alloc;
 mod happy_path;
 
 use happy_path::{
-    allocations_per_request, bench_call, call, criterion_config, fastest_ns_per_request, request,
-    sender, Ok200, Req,
+    allocations_per_request, bench_call, call, criterion_config, request, sender, time_per_request,
+    Ok200, Req,
 };
 
 /// Runs for the fastest-run figures.
@@ -65,10 +65,11 @@ fn breaker(c: &mut Criterion) {
         sender(open_breaker()),
         sender(RateLimitAwareLayer::new().slow_start(false).layer(Ok200)),
     );
-    let ns = fastest_ns_per_request(
+    let ns = time_per_request(
         &mut [&mut s_bare, &mut s_closed, &mut s_open, &mut s_gate],
         RUNS,
-    );
+    )
+    .fastest;
     println!(
         "fastest of {RUNS} runs, ns per request: none {:.1}, breaker closed {:.1} (+{:.1} ns), \
          breaker open {:.1}, gate {:.1} (+{:.1} ns)",

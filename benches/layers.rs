@@ -24,11 +24,10 @@ mod counting_alloc;
 mod happy_path;
 
 use happy_path::{
-    allocations_per_request, bench_call, criterion_config, fastest_ns_per_request, sender, Ok200,
-    Req,
+    allocations_per_request, bench_call, criterion_config, sender, time_per_request, Ok200, Req,
 };
 
-/// Runs for the fastest-run figures.
+/// Runs for the fastest-run and side-by-side figures.
 const RUNS: usize = 200;
 
 /// What a user writes for tower's retry today: clone the request, never
@@ -79,9 +78,9 @@ fn happy_path(c: &mut Criterion) {
         allocations_per_request(&mut both),
     );
 
-    // The fastest of many interleaved runs: the figure least disturbed by
-    // other work on a shared machine.
-    let ns = fastest_ns_per_request(
+    // Many interleaved runs: the fastest of each, and the median ratio of
+    // runs side by side (the figure least moved by a busy machine).
+    let t = time_per_request(
         &mut [
             &mut sender(Ok200),
             &mut sender(Retry::new(CloneOnly(()), Ok200)),
@@ -97,6 +96,7 @@ fn happy_path(c: &mut Criterion) {
         ],
         RUNS,
     );
+    let ns = &t.fastest;
     println!(
         "fastest of {RUNS} runs, ns per request: none {:.0}, tower Retry {:.0}, BackoffRetryLayer {:.0} \
          ({:.2}× Retry), tower Retry with an Arc in its policy {:.0} ({:.2}× Retry), \
@@ -111,6 +111,15 @@ fn happy_path(c: &mut Criterion) {
         ns[4] - ns[0],
         ns[5],
         ns[5] / ns[1]
+    );
+    println!(
+        "median of {RUNS} side-by-side ratios: BackoffRetryLayer {:.3}× Retry, \
+         tower Retry with an Arc in its policy {:.3}× Retry, both {:.3}× Retry, \
+         RateLimitAwareLayer {:.3}× none",
+        t.median_ratio(2, 1),
+        t.median_ratio(3, 1),
+        t.median_ratio(5, 1),
+        t.median_ratio(4, 0),
     );
 
     bench_call(&mut group, "no_middleware", &mut bare);

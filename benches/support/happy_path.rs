@@ -62,30 +62,56 @@ pub fn call<S: Service<Req>>(svc: &mut S, req: Req) -> Result<S::Response, S::Er
     run(svc.call(req))
 }
 
-/// Nanoseconds per request through each of `svcs`: the fastest of `runs`
-/// runs of 2,000 requests (built beforehand), the services taking turns run
-/// by run so that all see the same machine. On a busy machine the fastest
-/// run is the figure least disturbed by other work.
-/// Each entry of `senders` sends one request through its service (see
-/// [`sender`]).
-pub fn fastest_ns_per_request(senders: &mut [&mut dyn FnMut(Req)], runs: usize) -> Vec<f64> {
+/// Nanoseconds per request through each of a set of services, run after
+/// run (see [`time_per_request`]).
+pub struct Timings {
+    /// The fastest run of each service: on a busy machine, the figure least
+    /// disturbed by other work.
+    pub fastest: Vec<f64>,
+    /// Each run's figures, one per service.
+    runs: Vec<Vec<f64>>,
+}
+
+impl Timings {
+    /// The median over runs of service `a`'s time ÷ service `b`'s in the
+    /// same run: run next to each other, both see the same machine, so a
+    /// slow spell of the machine cancels out of the ratio.
+    pub fn median_ratio(&self, a: usize, b: usize) -> f64 {
+        let mut ratios: Vec<f64> = self.runs.iter().map(|r| r[a] / r[b]).collect();
+        ratios.sort_by(f64::total_cmp);
+        ratios.get(ratios.len() / 2).copied().unwrap_or(f64::NAN)
+    }
+}
+
+/// Nanoseconds per request through each of `senders`: `runs` runs of 2,000
+/// requests (built beforehand), the services taking turns run by run so
+/// that all see the same machine. Each entry of `senders` sends one request
+/// through its service (see [`sender`]).
+pub fn time_per_request(senders: &mut [&mut dyn FnMut(Req)], runs: usize) -> Timings {
     const N: usize = 2_000;
-    let mut best = vec![f64::INFINITY; senders.len()];
+    let mut t = Timings {
+        fastest: vec![f64::INFINITY; senders.len()],
+        runs: Vec::with_capacity(runs),
+    };
     for _ in 0..runs {
-        for (send, best) in senders.iter_mut().zip(&mut best) {
+        let mut run = Vec::with_capacity(senders.len());
+        for (send, best) in senders.iter_mut().zip(&mut t.fastest) {
             let reqs: Vec<Req> = (0..N).map(|_| request()).collect();
             let start = std::time::Instant::now();
             for req in reqs {
                 send(req);
             }
-            *best = best.min(start.elapsed().as_nanos() as f64 / N as f64);
+            let ns = start.elapsed().as_nanos() as f64 / N as f64;
+            *best = best.min(ns);
+            run.push(ns);
         }
+        t.runs.push(run);
     }
-    best
+    t
 }
 
 /// A closure sending one request through `svc`, for
-/// [`fastest_ns_per_request`].
+/// [`time_per_request`].
 pub fn sender<S: Service<Req>>(mut svc: S) -> impl FnMut(Req) {
     move |req| {
         let _ = std::hint::black_box(call(&mut svc, req));

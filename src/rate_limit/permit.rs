@@ -11,7 +11,7 @@ use std::time::Duration;
 use http::{HeaderMap, StatusCode};
 use tokio::time::{Instant, Sleep};
 
-use super::lane::FastGrant;
+use super::lane::{FastGrant, LaneRef};
 use super::model::{Grant, Need};
 use super::response::Outcome;
 use super::table::{Admission, Finish, Gate, TicketPoll};
@@ -26,21 +26,20 @@ pub(crate) enum Acquire {
     Refuse(Duration),
 }
 
-/// A release through `key`'s lane, if it is open: no lock (see
-/// [`super::lane`]).
+/// A release through `key`'s lane, if it is open: no lock, and no
+/// reference to the gate taken (see [`super::lane`]).
 #[inline]
-pub(crate) fn fast(gate: &Arc<Gate>, key: u64) -> Option<FastPermit> {
-    let grant = gate.lanes.try_release(key)?;
-    Some(FastPermit {
-        gate: gate.clone(),
-        grant,
-    })
+pub(crate) fn fast(gate: &Gate, key: u64) -> Option<FastPermit> {
+    let at = gate.lanes.at();
+    let grant = at.try_release(key)?;
+    Some(FastPermit { at, grant })
 }
 
 /// A release through an open lane, which the table does not track in
-/// flight: dropping it gives nothing back, since nothing was taken.
+/// flight: dropping it gives nothing back, since nothing was taken. It
+/// holds its lane, not its gate: an answer with news looks the gate up.
 pub(crate) struct FastPermit {
-    gate: Arc<Gate>,
+    at: LaneRef,
     grant: FastGrant,
 }
 
@@ -49,7 +48,7 @@ impl FastPermit {
     /// answer is one increment; anything else goes to the table.
     #[inline]
     pub(crate) fn finish_response(self, status: StatusCode, headers: &HeaderMap) {
-        if Outcome::is_plain(status, headers) && self.gate.lanes.count_accepted(&self.grant) {
+        if Outcome::is_plain(status, headers) && self.at.count_accepted(&self.grant) {
             return;
         }
         self.finish_news(status, headers);
@@ -60,9 +59,11 @@ impl FastPermit {
         self.finish(&Outcome::read(status, headers));
     }
 
-    /// The answer, read, goes to the table.
+    /// The answer, read, goes to the table, if the gate is still there.
     pub(crate) fn finish(self, outcome: &Outcome) {
-        self.gate.complete_fast(self.grant, outcome);
+        if let Some(gate) = Gate::by_salt(self.at.salt) {
+            gate.complete_fast(self.grant, outcome);
+        }
     }
 }
 

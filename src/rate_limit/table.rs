@@ -6,8 +6,9 @@
 //! hash-map and arithmetic operations, never an `.await`, a user callback or
 //! a waker (wakers are called after unlocking).
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, Weak};
 use std::task::Waker;
 use std::time::Duration;
 
@@ -48,15 +49,16 @@ impl Config {
 }
 
 /// Aligned to a cache line so that the reference count in front of it
-/// (bumped by every clone of a service and every lane's release) does not
-/// share a line with the fields each request reads.
+/// (bumped by every clone of a service, and by every release that is not
+/// through a lane) does not share a line with the fields each request reads.
 #[repr(align(64))]
 pub(crate) struct Gate {
     pub(crate) config: Config,
     /// Seeds key hashes, so that key collisions cannot be planned (fixed
     /// with a store, so that every process names a key alike).
     pub(crate) hasher: HashKeys,
-    /// Keys about which nothing is known go without the lock.
+    /// Keys about which nothing is known go without the lock, by lanes
+    /// shared with every gate of the process.
     pub(super) lanes: Lanes,
     state: Mutex<State>,
 }
@@ -97,12 +99,32 @@ pub(super) enum Finish<'a> {
     Answered(&'a Outcome),
 }
 
+/// Every live gate by its lanes' salt: where the answer to a fast release
+/// that carries news finds its gate (see [`super::lane`]).
+static GATES: LazyLock<Mutex<HashMap<u64, Weak<Gate>>>> = LazyLock::new(Mutex::default);
+
+fn gates() -> MutexGuard<'static, HashMap<u64, Weak<Gate>>> {
+    // The map is consistent after any panic: inserts and removes only.
+    GATES.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl Gate {
     pub(crate) fn new(config: Config) -> Arc<Self> {
+        let gate = Self::make(config);
+        gates().insert(gate.lanes.salt(), Arc::downgrade(&gate));
+        gate
+    }
+
+    /// The live gate whose lanes have `salt`.
+    pub(super) fn by_salt(salt: u64) -> Option<Arc<Gate>> {
+        gates().get(&salt).and_then(Weak::upgrade)
+    }
+
+    fn make(config: Config) -> Arc<Self> {
         #[cfg(feature = "redis")]
         if let Some(store) = &config.store {
             let store = store.clone();
-            return Arc::new_cyclic(|gate: &std::sync::Weak<Gate>| {
+            return Arc::new_cyclic(|gate: &Weak<Gate>| {
                 let gate = gate.clone();
                 let mut config = config;
                 // The store holds the gate weakly: no cycle keeps either alive.
@@ -368,6 +390,19 @@ impl Gate {
             stats.limited_keys += usize::from(entry.constraints.is_limited(now));
         }
         stats
+    }
+}
+
+/// The lanes in the process are shared by every gate: a gate frees those
+/// it holds, and leaves the registry of live gates.
+impl Drop for Gate {
+    fn drop(&mut self) {
+        let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        for &key in state.entries.keys() {
+            self.lanes.close(key);
+        }
+        // Salts are never reused: the entry is this gate's.
+        gates().remove(&self.lanes.salt());
     }
 }
 

@@ -255,3 +255,17 @@ async fn answers_counted_on_the_lane_teach_the_learner_as_any_other() {
     );
     assert!(waits.iter().any(|d| !d.is_zero()), "paced: {waits:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_dropped_gate_frees_its_lanes_and_a_late_answer_goes_nowhere() {
+    let g = gate(open_config());
+    go(acquire(&g, 1, Need::default(), None)).finish(Some(&ok()));
+    let in_flight = fast_go(&g, 1);
+    let (salt, at) = (g.lanes.salt(), g.lanes.at());
+    assert!(Gate::by_salt(salt).is_some());
+    drop(g);
+    assert!(Gate::by_salt(salt).is_none(), "left the registry");
+    assert!(at.try_release(1).is_none(), "its lane is free");
+    // The answer has no gate to teach: it is dropped, without a panic.
+    in_flight.finish(&throttle(Some("2")));
+}
