@@ -110,17 +110,32 @@ struct Config {
     streams: Arc<AtomicU64>,
 }
 
-/// Per-request state; tower clones the policy for every request.
+/// Per-request state; tower clones the policy for every request, so what
+/// only a retry needs is boxed, made at the first retry (nothing is
+/// allocated for a request answered at once).
 #[derive(Clone, Default)]
 struct RequestState {
+    /// When the first attempt began (with `max_elapsed` only).
+    start: Option<Instant>,
+    retrying: Option<Box<Retrying>>,
+}
+
+/// What a request that has been retried carries.
+#[derive(Clone)]
+struct Retrying {
     /// Attempts completed so far.
     attempts: u32,
-    start: Option<Instant>,
     prev_delay: Duration,
     last_cost: Option<RetryCost>,
-    /// Drawn from at the first retry; boxed so that the per-request copy
-    /// tower makes of the policy stays small on the happy path.
-    rng: Option<Box<BackoffRng>>,
+    rng: BackoffRng,
+}
+
+impl RequestState {
+    /// Attempts completed so far, as of the last retry.
+    #[inline]
+    fn attempts(&self) -> u32 {
+        self.retrying.as_ref().map_or(0, |r| r.attempts)
+    }
 }
 
 impl<C: Clone> Clone for BackoffRetryLayer<C> {

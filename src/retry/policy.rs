@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tower::retry::Policy;
 
-use super::{Backoff, BackoffRetryLayer, GiveUp, Idempotency, RetryEvent, RetryRequest};
+use super::{Backoff, BackoffRetryLayer, GiveUp, Idempotency, RetryEvent, RetryRequest, Retrying};
 use crate::budget::RetryCost;
 use crate::classify::{Classify, Decision};
 use crate::rng::mix64;
@@ -26,8 +26,7 @@ where
             // The happy path: nothing to count, nothing to plan.
             return None;
         }
-        let attempt = self.state.attempts.saturating_add(1);
-        self.state.attempts = attempt;
+        let attempt = self.state.attempts().saturating_add(1);
         match self.plan_retry(req, &decision, attempt) {
             Ok((delay, cost)) => {
                 req.set_attempt(attempt.saturating_add(1));
@@ -62,7 +61,7 @@ where
 
     #[inline]
     fn clone_request(&mut self, req: &Req) -> Option<Req> {
-        let first = self.state.attempts == 0;
+        let first = self.state.retrying.is_none();
         if first && self.config.max_elapsed.is_some() {
             // tower calls this on the service's own policy right before it
             // clones that policy for the request: the start time travels with
@@ -110,7 +109,7 @@ impl<C> BackoffRetryLayer<C> {
         }
         if decision.is_success() {
             if let Some(b) = budget {
-                b.on_success(self.state.last_cost);
+                b.on_success(self.state.retrying.as_ref().and_then(|r| r.last_cost));
             }
             return Err(None);
         }
@@ -145,14 +144,19 @@ impl<C> BackoffRetryLayer<C> {
             return Err(Some(GiveUp::RetryAfterTooLong));
         }
 
-        let rng = self.state.rng.get_or_insert_with(|| {
+        let retrying = self.state.retrying.get_or_insert_with(|| {
             let stream = config.streams.fetch_add(1, Ordering::Relaxed);
-            Box::new(BackoffRng::seeded(mix64(config.seed ^ mix64(stream))))
+            Box::new(Retrying {
+                attempts: 0,
+                prev_delay: Duration::ZERO,
+                last_cost: None,
+                rng: BackoffRng::seeded(mix64(config.seed ^ mix64(stream))),
+            })
         });
-        let rng = &mut **rng;
+        let rng = &mut retrying.rng;
         let base = config
             .schedule
-            .delay(attempt - 1, self.state.prev_delay, rng)
+            .delay(attempt - 1, retrying.prev_delay, rng)
             .ok_or(Some(GiveUp::ScheduleExhausted))?
             .min(cap);
         let delay = match hint {
@@ -181,8 +185,9 @@ impl<C> BackoffRetryLayer<C> {
         // A server's wait counts as the previous delay for schedules that grow
         // from it (decorrelated: the next draw is from `[base, 3 × hint]`, so
         // requests held by the same hint drift apart on their next retry).
-        self.state.prev_delay = hint.map_or(base, |h| base.max(h.min(cap)));
-        self.state.last_cost = Some(cost);
+        retrying.prev_delay = hint.map_or(base, |h| base.max(h.min(cap)));
+        retrying.last_cost = Some(cost);
+        retrying.attempts = attempt;
         let event = RetryEvent {
             attempt: attempt.saturating_add(1),
             delay,
