@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, RwLock, Weak};
 use std::task::Waker;
 use std::time::Duration;
 
@@ -50,7 +50,8 @@ impl Config {
 
 /// Aligned to a cache line so that the reference count in front of it
 /// (bumped by every clone of a service, and by every release that is not
-/// through a lane) does not share a line with the fields each request reads.
+/// through a lane or whose answer has news) does not share a line with the
+/// fields each request reads.
 #[repr(align(64))]
 pub(crate) struct Gate {
     pub(crate) config: Config,
@@ -100,24 +101,24 @@ pub(super) enum Finish<'a> {
 }
 
 /// Every live gate by its lanes' salt: where the answer to a fast release
-/// that carries news finds its gate (see [`super::lane`]).
-static GATES: LazyLock<Mutex<HashMap<u64, Weak<Gate>>>> = LazyLock::new(Mutex::default);
-
-fn gates() -> MutexGuard<'static, HashMap<u64, Weak<Gate>>> {
-    // The map is consistent after any panic: inserts and removes only.
-    GATES.lock().unwrap_or_else(|e| e.into_inner())
-}
+/// that carries news finds its gate (see [`super::lane`]). Read by such
+/// answers, written when a gate is made or dropped.
+static GATES: LazyLock<RwLock<HashMap<u64, Weak<Gate>>>> = LazyLock::new(RwLock::default);
 
 impl Gate {
     pub(crate) fn new(config: Config) -> Arc<Self> {
         let gate = Self::make(config);
-        gates().insert(gate.lanes.salt(), Arc::downgrade(&gate));
+        // The map is consistent after any panic: inserts and removes only.
+        let mut gates = GATES.write().unwrap_or_else(|e| e.into_inner());
+        gates.insert(gate.lanes.salt(), Arc::downgrade(&gate));
+        drop(gates);
         gate
     }
 
     /// The live gate whose lanes have `salt`.
     pub(super) fn by_salt(salt: u64) -> Option<Arc<Gate>> {
-        gates().get(&salt).and_then(Weak::upgrade)
+        let gates = GATES.read().unwrap_or_else(|e| e.into_inner());
+        gates.get(&salt).and_then(Weak::upgrade)
     }
 
     fn make(config: Config) -> Arc<Self> {
@@ -402,7 +403,8 @@ impl Drop for Gate {
             self.lanes.close(key);
         }
         // Salts are never reused: the entry is this gate's.
-        gates().remove(&self.lanes.salt());
+        let mut gates = GATES.write().unwrap_or_else(|e| e.into_inner());
+        gates.remove(&self.lanes.salt());
     }
 }
 
