@@ -143,8 +143,10 @@ impl Lane {
     fn end(&self, state: u64, old: u32) -> u64 {
         let seq = (self.seq.load(Ordering::Relaxed) | 1).wrapping_add(1);
         let late = self.take(old, seq as u32);
+        // The state too is written while the version is odd: a reader that
+        // sees the new version sees the state that goes with it.
+        self.state.store(state, Ordering::Relaxed);
         self.seq.store(seq, Ordering::Release);
-        self.state.store(state, Ordering::Release);
         late
     }
 
@@ -342,6 +344,7 @@ impl Lanes {
         if let Some(lane) = self.own(key) {
             let version = lane.seq.load(Ordering::Relaxed) as u32;
             lane.begin();
+            lane.state.store(BUSY, Ordering::Relaxed);
             self.held.fetch_sub(1, Ordering::Relaxed);
             lane.end(0, version);
         }
@@ -468,6 +471,71 @@ mod tests {
             }
         });
         assert!(free.is_some(), "a lane again after one was freed");
+    }
+
+    /// Two gates whose keys share one lane, each opening and freeing it
+    /// under its own lock while other threads release and count through
+    /// it: every count that succeeded reaches its own gate, once.
+    #[test]
+    fn counts_reach_their_own_gate_while_a_shared_lane_changes_hands() {
+        use std::sync::atomic::AtomicU64;
+        use std::sync::Mutex;
+
+        let now = Instant::now();
+        let one = Lanes::new(now);
+        let two = one.beside(now);
+        let lane = |l: &Lanes, k| std::ptr::from_ref(l.at.lane(l.at.tag(k)));
+        let keys = [3, (0..).find(|&k| lane(&two, k) == lane(&one, 3)).unwrap()];
+        let gates = [(one, Mutex::new(0u64)), (two, Mutex::new(0u64))];
+        let counted = [AtomicU64::new(0), AtomicU64::new(0)];
+        let owners = AtomicU64::new(2);
+        let send = |at: LaneRef, key, counted: &AtomicU64| {
+            if let Some(grant) = at.try_release(key) {
+                if at.count_accepted(&grant) {
+                    counted.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        };
+        std::thread::scope(|s| {
+            for g in 0..2 {
+                let (lanes, taken) = &gates[g];
+                let (key, counted, owners) = (keys[g], &counted[g], &owners);
+                // The owner: opens (and sends once), takes, frees, under
+                // its lock.
+                s.spawn(move || {
+                    for round in 0..600u64 {
+                        let mut taken = taken.lock().unwrap();
+                        *taken += match round % 3 {
+                            0 => lanes.publish(key, true, now, round),
+                            1 => lanes.take_accepted(key),
+                            _ => lanes.publish(key, false, now, round),
+                        };
+                        drop(taken);
+                        send(lanes.at(), key, counted);
+                        std::thread::yield_now();
+                    }
+                    owners.fetch_sub(1, Ordering::Release);
+                });
+                for _ in 0..2 {
+                    s.spawn(move || {
+                        while owners.load(Ordering::Acquire) > 0 {
+                            send(lanes.at(), key, counted);
+                        }
+                    });
+                }
+            }
+        });
+        for g in 0..2 {
+            let (lanes, taken) = &gates[g];
+            let mut taken = taken.lock().unwrap();
+            *taken += lanes.take_accepted(keys[g]);
+            *taken += lanes.publish(keys[g], false, now, 0);
+            assert_eq!(*taken, counted[g].load(Ordering::Relaxed), "gate {g}");
+        }
+        assert!(
+            counted.iter().any(|c| c.load(Ordering::Relaxed) > 0),
+            "the lane was used"
+        );
     }
 
     #[tokio::test(start_paused = true)]
