@@ -130,11 +130,12 @@ fn counter(version: u32) -> u64 {
 
 impl Lane {
     /// Begins a rewrite by its owner (or the gate that just claimed it):
-    /// readers see the version odd, then changed.
+    /// readers see the version odd, then changed, and the lane busy.
     fn begin(&self) {
         let seq = self.seq.load(Ordering::Relaxed);
         self.seq.store(seq | 1, Ordering::Relaxed);
         fence(Ordering::Release);
+        self.state.store(BUSY, Ordering::Relaxed);
     }
 
     /// Ends a rewrite with `state` and a fresh count at the new (even)
@@ -307,7 +308,6 @@ impl Lanes {
         let mine = lane.state.load(Ordering::Acquire) == tag;
         if mine {
             lane.begin();
-            lane.state.store(BUSY, Ordering::Relaxed);
         } else {
             let claimed = open
                 && self.held.load(Ordering::Relaxed) < PER_GATE
@@ -344,7 +344,6 @@ impl Lanes {
         if let Some(lane) = self.own(key) {
             let version = lane.seq.load(Ordering::Relaxed) as u32;
             lane.begin();
-            lane.state.store(BUSY, Ordering::Relaxed);
             self.held.fetch_sub(1, Ordering::Relaxed);
             lane.end(0, version);
         }
@@ -364,11 +363,15 @@ mod tests {
         }
     }
 
+    /// The lane `key` of `lanes`' gate would use.
+    fn lane(lanes: &Lanes, key: u64) -> *const Lane {
+        std::ptr::from_ref(lanes.at.lane(lanes.at.tag(key)))
+    }
+
     /// A key other than `key` whose lane is `key`'s.
     fn same_slot(lanes: &Lanes, key: u64) -> u64 {
-        let slot = |k| std::ptr::from_ref(lanes.at.lane(lanes.at.tag(k)));
         (key + 1..)
-            .find(|&k| slot(k) == slot(key))
+            .find(|&k| lane(lanes, k) == lane(lanes, key))
             .expect("a slot is shared")
     }
 
@@ -413,7 +416,6 @@ mod tests {
         let old = one.at().try_release(key).expect("open");
         one.publish(key, false, now, 1);
         // Another gate's key takes the lane, counts, and leaves it.
-        let lane = |l: &Lanes, k| std::ptr::from_ref(l.at.lane(l.at.tag(k)));
         let theirs = (0..)
             .find(|&k| lane(&two, k) == lane(&one, key))
             .expect("a key on the lane");
@@ -484,7 +486,6 @@ mod tests {
         let now = Instant::now();
         let one = Lanes::new(now);
         let two = one.beside(now);
-        let lane = |l: &Lanes, k| std::ptr::from_ref(l.at.lane(l.at.tag(k)));
         let keys = [3, (0..).find(|&k| lane(&two, k) == lane(&one, 3)).unwrap()];
         let gates = [(one, Mutex::new(0u64)), (two, Mutex::new(0u64))];
         let counted = [AtomicU64::new(0), AtomicU64::new(0)];
@@ -545,7 +546,6 @@ mod tests {
         let two = one.beside(now);
         // The same key (a store hashes keys alike in every gate), on two
         // lanes.
-        let lane = |l: &Lanes, k| std::ptr::from_ref(l.at.lane(l.at.tag(k)));
         let key = (42..)
             .find(|&k| lane(&one, k) != lane(&two, k))
             .expect("a key on two lanes");
