@@ -312,3 +312,46 @@ async fn a_password_url_works_and_the_password_is_never_shown() {
         "{text}"
     );
 }
+
+/// Reads `key` back from Redis (adding what `p` counted), and waits for the
+/// answer to land; bounded.
+async fn read_back(p: &Process, key: &str) {
+    // A read-back goes at most every 50 ms while the key is in use.
+    sleep(Duration::from_millis(60)).await;
+    let _ = p.store.hold(key, Instant::now());
+    sleep(Duration::from_millis(40)).await;
+}
+
+#[tokio::test]
+async fn a_process_counts_what_the_fleet_accepted_since_it_started_not_before() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let url = server.url();
+    // A replica that ran before (or before a restart) left its count in
+    // Redis: 500 accepted answers.
+    let earlier = process(&url, "origin").await;
+    let key = earlier.store.key("api");
+    for _ in 0..500 {
+        earlier.store.count_accepted(&key);
+    }
+    read_back(&earlier, &key).await;
+    // A new replica starts: its first read-back finds 500 it did not see.
+    let later = process(&url, "origin").await;
+    for _ in 0..3 {
+        later.store.count_accepted(&key);
+    }
+    read_back(&later, &key).await;
+    assert_eq!(
+        later.store.accepted(&key),
+        3,
+        "what earlier processes counted is not the new one's to measure"
+    );
+    // From then on it counts the fleet's answers, the others' included.
+    for _ in 0..7 {
+        earlier.store.count_accepted(&key);
+    }
+    read_back(&earlier, &key).await;
+    read_back(&later, &key).await;
+    assert_eq!(later.store.accepted(&key), 10);
+}

@@ -26,6 +26,10 @@ pub(super) struct KeyState {
     pub(super) unsent: u64,
     /// Responses accepted by all processes, as last read.
     pub(super) accepted: u64,
+    /// The count in Redis before this process first added to it: what
+    /// earlier processes (a previous run, a restarted replica) counted is
+    /// not this process's to measure.
+    pub(super) origin: Option<u64>,
 }
 
 /// A background call.
@@ -71,6 +75,7 @@ impl KeyState {
             used: now,
             unsent: 0,
             accepted: 0,
+            origin: None,
         }
     }
 
@@ -85,9 +90,23 @@ impl KeyState {
         &mut self.leases[i].1
     }
 
-    /// Records what a call brought back (`None`: it failed); whether the gate
-    /// should be told.
-    pub(super) fn record(&mut self, job: &Job, reply: Option<&Reply>, now: Instant) -> bool {
+    /// Responses accepted by all processes since this one first read the
+    /// count, its own not yet added included.
+    pub(super) fn fleet_accepted(&self) -> u64 {
+        self.accepted
+            .saturating_sub(self.origin.unwrap_or(self.accepted))
+            .saturating_add(self.unsent)
+    }
+
+    /// Records what a call that added `flushed` accepted responses brought
+    /// back (`None`: it failed); whether the gate should be told.
+    pub(super) fn record(
+        &mut self,
+        job: &Job,
+        reply: Option<&Reply>,
+        flushed: u64,
+        now: Instant,
+    ) -> bool {
         let mut tell = false;
         match job {
             Job::Refill {
@@ -108,6 +127,9 @@ impl KeyState {
             return tell;
         };
         self.synced = Some(now);
+        if self.origin.is_none() {
+            self.origin = Some(r.accepted.saturating_sub(flushed));
+        }
         self.accepted = self.accepted.max(r.accepted);
         if r.hold > 0 {
             let until = crate::rate_limit::time::after(now, micros(r.hold));

@@ -413,13 +413,14 @@ impl RedisStore {
         }
     }
 
-    /// Responses the server accepted for `key`, all processes together, as
-    /// far as this one knows (read back with every call, every 50 ms while
-    /// the key is in use).
+    /// Responses the server accepted for `key`, all processes together,
+    /// since this process first read the count (what processes counted
+    /// before it started is not its to measure), as far as it knows: read
+    /// back with every call, every 50 ms while the key is in use.
     #[doc(hidden)]
     pub fn accepted(&self, key: &str) -> u64 {
         let table = self.inner.lock();
-        table.get(key).map_or(0, |ks| ks.accepted + ks.unsent)
+        table.get(key).map_or(0, KeyState::fleet_accepted)
     }
 
     /// How long a refill may be in flight before it is presumed lost.
@@ -488,7 +489,7 @@ impl Inner {
                         // Not counted in Redis: counted with the next call.
                         ks.unsent += accepted;
                     }
-                    ks.record(&job, reply.as_ref().ok(), now)
+                    ks.record(&job, reply.as_ref().ok(), accepted, now)
                 }
                 None => false,
             }
