@@ -43,6 +43,15 @@ impl Process {
         Process { store, woken }
     }
 
+    /// Reads `key` back from Redis (adding what this process counted), and
+    /// waits for the answer to land; bounded.
+    async fn read_back(&self, key: &str) {
+        // A read-back goes at most every 50 ms while the key is in use.
+        sleep(Duration::from_millis(60)).await;
+        let _ = self.store.hold(key, Instant::now());
+        sleep(Duration::from_millis(40)).await;
+    }
+
     /// Asks until the store says `Go` or `Local`, waiting as it says (bounded
     /// by `within`); the answer and when it came.
     async fn one(&self, key: &str, pace: Pace, within: Duration) -> Option<(Reservation, Instant)> {
@@ -218,9 +227,7 @@ async fn a_hold_published_by_one_process_holds_all_and_the_lowest_rate_wins() {
     assert!(
         matches!(b.store.reserve(&key, "limit", 1, PACE, Instant::now()), Reservation::At(t) if t == seen)
     );
-    sleep(Duration::from_millis(120)).await;
-    let _ = b.store.hold(&key, Instant::now());
-    sleep(Duration::from_millis(30)).await;
+    b.read_back(&key).await;
     assert_eq!(b.store.rate(&key, Instant::now()), Some(5.0));
 }
 
@@ -313,15 +320,6 @@ async fn a_password_url_works_and_the_password_is_never_shown() {
     );
 }
 
-/// Reads `key` back from Redis (adding what `p` counted), and waits for the
-/// answer to land; bounded.
-async fn read_back(p: &Process, key: &str) {
-    // A read-back goes at most every 50 ms while the key is in use.
-    sleep(Duration::from_millis(60)).await;
-    let _ = p.store.hold(key, Instant::now());
-    sleep(Duration::from_millis(40)).await;
-}
-
 #[tokio::test]
 async fn a_process_counts_what_the_fleet_accepted_since_it_started_not_before() {
     let Some(server) = RedisServer::start() else {
@@ -335,13 +333,13 @@ async fn a_process_counts_what_the_fleet_accepted_since_it_started_not_before() 
     for _ in 0..500 {
         earlier.store.count_accepted(&key);
     }
-    read_back(&earlier, &key).await;
+    earlier.read_back(&key).await;
     // A new replica starts: its first read-back finds 500 it did not see.
     let later = process(&url, "origin").await;
     for _ in 0..3 {
         later.store.count_accepted(&key);
     }
-    read_back(&later, &key).await;
+    later.read_back(&key).await;
     assert_eq!(
         later.store.accepted(&key),
         3,
@@ -351,7 +349,7 @@ async fn a_process_counts_what_the_fleet_accepted_since_it_started_not_before() 
     for _ in 0..7 {
         earlier.store.count_accepted(&key);
     }
-    read_back(&earlier, &key).await;
-    read_back(&later, &key).await;
+    earlier.read_back(&key).await;
+    later.read_back(&key).await;
     assert_eq!(later.store.accepted(&key), 10);
 }
