@@ -353,3 +353,49 @@ async fn a_process_counts_what_the_fleet_accepted_since_it_started_not_before() 
     later.read_back(&key).await;
     assert_eq!(later.store.accepted(&key), 10);
 }
+
+#[tokio::test]
+async fn the_fleet_count_goes_on_across_a_redis_restart_in_a_new_era() {
+    let Some(mut server) = RedisServer::start() else {
+        return;
+    };
+    let url = server.url();
+    let a = process(&url, "restart").await;
+    let b = process(&url, "restart").await;
+    let key = a.store.key("api");
+    for _ in 0..5 {
+        a.store.count_accepted(&key);
+    }
+    a.read_back(&key).await;
+    for _ in 0..3 {
+        b.store.count_accepted(&key);
+    }
+    b.read_back(&key).await;
+    a.read_back(&key).await;
+    assert_eq!(a.store.accepted(&key), 8);
+    let before = a.store.count_era(&key).expect("Redis answers");
+    // Redis restarts without its data: the count is gone.
+    server.restart();
+    for p in [&a, &b] {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            assert!(Instant::now() < deadline, "sharing did not resume");
+            p.read_back(&key).await;
+            if p.store.is_sharing() && p.store.count_era(&key).is_some() {
+                break;
+            }
+        }
+    }
+    // Counting begins again in Redis; each process's count goes on from
+    // where it was, in an era that the one before cannot be subtracted from.
+    for _ in 0..4 {
+        b.store.count_accepted(&key);
+    }
+    b.read_back(&key).await;
+    a.read_back(&key).await;
+    assert_eq!(a.store.accepted(&key), 12, "the others' new answers count");
+    // The second process began after the first's 5: 3 before, 4 after.
+    assert_eq!(b.store.accepted(&key), 7);
+    let after = a.store.count_era(&key).expect("Redis answers");
+    assert_ne!(after, before, "a count across the restart is no measure");
+}

@@ -110,11 +110,12 @@ impl Constraints {
         self.shared = Some(shared);
     }
 
-    /// With a store: responses accepted by all processes so far.
-    fn fleet_accepted(&self) -> Option<u64> {
+    /// With a store: responses accepted by all processes so far, while
+    /// Redis answers.
+    fn fleet_accepted(&self) -> Option<super::meter::Fleet> {
         #[cfg(feature = "redis")]
         if let Some(shared) = &self.shared {
-            return Some(shared.accepted());
+            return shared.accepted();
         }
         None
     }
@@ -155,11 +156,14 @@ impl Constraints {
             return Some(Shared::quota_pace(rate));
         }
         // A guess is paced locally: reserved in Redis, one process's
-        // cautious guess would space every process's releases by it.
+        // cautious guess would space every process's releases by it. So is
+        // a rate measured from this process's own answers alone (while
+        // Redis was down, or across a restart of it): it is its share, not
+        // the fleet's.
         let learned = self
             .learner
             .as_ref()
-            .filter(|l| l.is_fitted())
+            .filter(|l| l.is_fitted() && l.is_fleet_rate())
             .and_then(|l| l.rate(now));
         let rate = match (learned, shared.rate(now)) {
             (Some(a), Some(b)) => a.min(b),

@@ -70,6 +70,10 @@ pub(super) struct Period {
     pub(super) from_empty: bool,
     /// The period included slow start.
     pub(super) slow_start: bool,
+    /// The counts are the whole fleet's (a store's), not this process's
+    /// alone: what it measures is the fleet's rate, not this process's
+    /// share of it.
+    pub(super) fleet: bool,
     /// The counts are too coarse for the period's length (a store's
     /// read-back): it measures roughly at best.
     pub(super) coarse: bool,
@@ -94,6 +98,9 @@ pub(super) struct Learner {
     tau: f64,
     /// Whether the rate came from a fit or a measure (not a guess).
     fitted: bool,
+    /// Whether the last throttle's counts were the whole fleet's (a
+    /// store's), so that its rate is the fleet's, not this process's share.
+    fleet: bool,
     /// The last throttle measured roughly (few accepted): the rate was cut,
     /// not measured.
     rough: bool,
@@ -121,6 +128,7 @@ impl Learner {
             w_max: 0.0,
             tau: PROBE_GUESSED,
             fitted: false,
+            fleet: false,
             rough: false,
             since: now,
             tat: now,
@@ -164,6 +172,14 @@ impl Learner {
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(super) fn is_measured_now(&self) -> bool {
         self.is_fitted() && !self.rough
+    }
+
+    /// Whether the rate was learned from the whole fleet's counts (a
+    /// store's) — what other processes may share — rather than from this
+    /// process's own answers, its share of the server's rate.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(super) fn is_fleet_rate(&self) -> bool {
+        self.fleet
     }
 
     fn set(&mut self, now: Instant, w_max: f64, margin: f64, tau: f64, fitted: bool) {
@@ -215,6 +231,7 @@ impl Learner {
 
     /// A throttle closed `period`: set a new rate.
     pub(super) fn on_throttle(&mut self, now: Instant, period: Period) {
+        self.fleet = period.fleet;
         if period.from_empty && period.secs > 1e-3 {
             self.measure(now, period);
             return;
@@ -339,6 +356,7 @@ mod tests {
             after_hold: true,
             from_empty: false,
             slow_start: false,
+            fleet: false,
             coarse: false,
             hint: None,
             drained: None,

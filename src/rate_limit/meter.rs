@@ -9,6 +9,28 @@ use super::learner::Period;
 use super::model::Grant;
 use super::time::secs_between;
 
+/// With a store: the responses all processes saw accepted, as this one
+/// last read them, and the era of that count. Two counts of one era differ
+/// by what the fleet accepted in between; counts of different eras cannot
+/// be subtracted (Redis went down or began the count again in between), and
+/// the period then counts this process's own answers only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Fleet {
+    pub(super) count: u64,
+    pub(super) era: u32,
+}
+
+/// What the fleet accepted between `then` and `now`, if both are known and
+/// of one era.
+fn since(now: Option<Fleet>, then: Option<Fleet>) -> Option<u64> {
+    match (now, then) {
+        (Some(now), Some(then)) if now.era == then.era => {
+            Some(now.count.saturating_sub(then.count))
+        }
+        _ => None,
+    }
+}
+
 /// How the server's limiter presumably was when the current period began.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Start {
@@ -48,8 +70,14 @@ pub(super) struct Meter {
     /// With a store: responses all processes had seen accepted when the
     /// period began, and at the last throttle. The period's count is then
     /// the fleet's, not this process's share.
-    fleet_at_start: Option<u64>,
-    fleet_at_throttle: Option<u64>,
+    fleet_at_start: Option<Fleet>,
+    fleet_at_throttle: Option<Fleet>,
+    /// Checkpoints since the last throttle written from the fleet's count,
+    /// and from this process's own (the fleet's was unknown then): the
+    /// drain is measured only from checkpoints of the kind the throttle's
+    /// count is.
+    fleet_checkpoints: bool,
+    own_checkpoints: bool,
 }
 
 impl Meter {
@@ -66,11 +94,13 @@ impl Meter {
             accepted_since_throttle: 0,
             fleet_at_start: None,
             fleet_at_throttle: None,
+            fleet_checkpoints: false,
+            own_checkpoints: false,
         }
     }
 
     /// A release: the first one opens the period.
-    pub(super) fn on_grant(&mut self, now: Instant, slow_start: bool, fleet: Option<u64>) {
+    pub(super) fn on_grant(&mut self, now: Instant, slow_start: bool, fleet: Option<Fleet>) {
         if self.start.is_none() {
             self.start = Some(now);
             self.slow_start = slow_start;
@@ -106,16 +136,13 @@ impl Meter {
     }
 
     /// Accepted in the current period: by all processes, with a store.
-    pub(super) fn accepted(&self, fleet: Option<u64>) -> u64 {
-        match (fleet, self.fleet_at_start) {
-            (Some(total), Some(at)) => total.saturating_sub(at).max(self.accepted),
-            _ => self.accepted,
-        }
+    pub(super) fn accepted(&self, fleet: Option<Fleet>) -> u64 {
+        since(fleet, self.fleet_at_start).map_or(self.accepted, |n| n.max(self.accepted))
     }
 
     /// An accepted response; `fleet` is what all processes saw accepted,
     /// with a store.
-    pub(super) fn on_accepted(&mut self, now: Instant, grant: Grant, fleet: Option<u64>) {
+    pub(super) fn on_accepted(&mut self, now: Instant, grant: Grant, fleet: Option<Fleet>) {
         if self.covers(grant) {
             self.accepted += 1;
         }
@@ -126,9 +153,15 @@ impl Meter {
                 .checked_sub(1)
                 .map(|i| self.checkpoints[i % CHECKPOINTS].0);
             if last.is_none_or(|t| at - t >= CHECKPOINT_EVERY) {
-                let count = match (fleet, self.fleet_at_throttle) {
-                    (Some(total), Some(at)) => total.saturating_sub(at),
-                    _ => self.accepted_since_throttle,
+                let count = match since(fleet, self.fleet_at_throttle) {
+                    Some(n) => {
+                        self.fleet_checkpoints = true;
+                        n
+                    }
+                    None => {
+                        self.own_checkpoints = true;
+                        self.accepted_since_throttle
+                    }
                 };
                 let count = u32::try_from(count).unwrap_or(u32::MAX);
                 self.checkpoints[self.written % CHECKPOINTS] = (at, count);
@@ -177,23 +210,28 @@ impl Meter {
         &mut self,
         now: Instant,
         next: Start,
-        fleet: Option<u64>,
+        fleet: Option<Fleet>,
         burst: Option<(f64, f64)>,
     ) -> Period {
-        if let Some(total) = fleet {
-            // What all processes saw accepted, rather than this one's share
-            // (never less than this one's: the fleet's count is read back
-            // late, and may not show them yet).
-            if let Some(at_start) = self.fleet_at_start {
-                self.accepted = total.saturating_sub(at_start).max(self.accepted);
-            }
-            if let Some(at_throttle) = self.fleet_at_throttle {
-                self.accepted_since_throttle = total
-                    .saturating_sub(at_throttle)
-                    .max(self.accepted_since_throttle);
-            }
+        // What all processes saw accepted, rather than this one's share
+        // (never less than this one's: the fleet's count is read back late,
+        // and may not show them yet) — if it is known over the stretch.
+        let since_start = since(fleet, self.fleet_at_start);
+        let since_throttle = since(fleet, self.fleet_at_throttle);
+        if let Some(n) = since_start {
+            self.accepted = n.max(self.accepted);
         }
-        let drained = burst.and_then(|b| self.drained(now, b));
+        if let Some(n) = since_throttle {
+            self.accepted_since_throttle = n.max(self.accepted_since_throttle);
+        }
+        let consistent = if since_throttle.is_some() {
+            !self.own_checkpoints
+        } else {
+            !self.fleet_checkpoints
+        };
+        let drained = burst
+            .filter(|_| consistent)
+            .and_then(|b| self.drained(now, b));
         let start = self.start.unwrap_or(now);
         let sustained = self.last_throttle.and_then(|t| {
             let secs = secs_between(t, now);
@@ -202,9 +240,9 @@ impl Meter {
         // From an empty bucket, the period counts from the throttle that
         // emptied it, with every request accepted since (those in flight
         // then included), not from the first release after it.
-        let (from, accepted) = match (self.state, self.last_throttle) {
-            (Start::Empty, Some(t)) => (t, self.accepted_since_throttle),
-            _ => (start, self.accepted),
+        let (from, accepted, counted_by_fleet) = match (self.state, self.last_throttle) {
+            (Start::Empty, Some(t)) => (t, self.accepted_since_throttle, since_throttle.is_some()),
+            _ => (start, self.accepted, since_start.is_some()),
         };
         let period = Period {
             secs: secs_between(from, now),
@@ -213,9 +251,10 @@ impl Meter {
             from_empty: self.state == Start::Empty,
             slow_start: self.slow_start,
             hint: None,
+            fleet: counted_by_fleet,
             // A store's counts are read back every 50 ms or so: too coarse
             // for a short period.
-            coarse: fleet.is_some() && secs_between(from, now) < FLEET_MIN_PERIOD,
+            coarse: counted_by_fleet && secs_between(from, now) < FLEET_MIN_PERIOD,
             drained,
             sustained,
         };
@@ -226,6 +265,8 @@ impl Meter {
         self.last_throttle = Some(now);
         self.accepted_since_throttle = 0;
         self.written = 0;
+        self.fleet_checkpoints = false;
+        self.own_checkpoints = false;
         self.fleet_at_start = None;
         self.fleet_at_throttle = fleet;
         period
@@ -270,6 +311,11 @@ mod tests {
         assert!((drained - 100.0).abs() < 12.0, "{drained}");
     }
 
+    /// A fleet count of `count` in era 0.
+    fn fleet(count: u64) -> Option<Fleet> {
+        Some(Fleet { count, era: 0 })
+    }
+
     #[test]
     fn a_fleet_count_read_back_late_never_counts_less_than_this_process() {
         // With a store, the fleet's count comes back every 50 ms or so: at a
@@ -277,26 +323,74 @@ mod tests {
         // process saw accepted.
         let t0 = Instant::now();
         let mut m = Meter::new();
-        m.on_grant(t0, true, Some(0));
+        m.on_grant(t0, true, fleet(0));
         for i in 0..5 {
             let at = t0 + Duration::from_millis(i);
-            m.on_accepted(at, grant(t0), Some(0));
+            m.on_accepted(at, grant(t0), fleet(0));
         }
-        let p = m.close(t0 + Duration::from_millis(20), Start::Empty, Some(0), None);
+        let p = m.close(t0 + Duration::from_millis(20), Start::Empty, fleet(0), None);
         assert_eq!(p.accepted, 5.0);
+        assert!(p.fleet && p.coarse, "{p:?}");
         // A fleet count that has caught up counts the others too.
-        m.on_grant(t0 + Duration::from_millis(30), false, Some(0));
+        m.on_grant(t0 + Duration::from_millis(30), false, fleet(0));
         m.on_accepted(
             t0 + Duration::from_millis(31),
             grant(t0 + Duration::from_millis(30)),
-            Some(0),
+            fleet(0),
         );
         let p = m.close(
             t0 + Duration::from_millis(300),
             Start::Empty,
-            Some(40),
+            fleet(40),
             None,
         );
         assert_eq!(p.accepted, 40.0);
+        assert!(p.fleet && !p.coarse, "{p:?}");
+    }
+
+    #[test]
+    fn counts_of_two_eras_are_not_subtracted_the_period_counts_its_own() {
+        // Redis went down (or began its count again) between the throttle
+        // that began the period and the one that ends it: the fleet's count
+        // then says nothing of the period; this process's own answers do,
+        // and the period is its own share, not the fleet's rate.
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let mut m = Meter::new();
+        m.on_grant(t0, false, fleet(100));
+        let _ = m.close(ms(10), Start::Empty, fleet(100), None);
+        for i in 1..=30 {
+            m.on_grant(ms(10 * i), false, fleet(100));
+            m.on_accepted(ms(10 * i + 5), grant(ms(10 * i)), fleet(100 + 4 * i));
+        }
+        // Era 1 (down, then up again): the count reads less than before.
+        let later = Some(Fleet { count: 3, era: 1 });
+        let p = m.close(ms(400), Start::Empty, later, Some((20.0, 0.0)));
+        assert_eq!(p.accepted, 30.0, "own answers: {p:?}");
+        assert!(!p.fleet && !p.coarse, "{p:?}");
+        assert_eq!(p.drained, None, "checkpoints of the fleet's count: {p:?}");
+        // While Redis does not answer there is no fleet count at all; when
+        // it answers again, the count is of a new era.
+        for i in 41..=60 {
+            m.on_grant(ms(10 * i), false, None);
+            m.on_accepted(ms(10 * i + 5), grant(ms(10 * i)), None);
+        }
+        let back = Some(Fleet { count: 3, era: 2 });
+        let p = m.close(ms(700), Start::Empty, back, None);
+        assert_eq!(p.accepted, 20.0, "{p:?}");
+        assert!(!p.fleet, "{p:?}");
+        // One era throughout: the fleet's count again.
+        for i in 71..=90 {
+            m.on_grant(ms(10 * i), false, back);
+            m.on_accepted(ms(10 * i + 5), grant(ms(10 * i)), back);
+        }
+        let p = m.close(
+            ms(1000),
+            Start::Empty,
+            Some(Fleet { count: 83, era: 2 }),
+            None,
+        );
+        assert_eq!(p.accepted, 80.0, "{p:?}");
+        assert!(p.fleet, "{p:?}");
     }
 }

@@ -15,6 +15,7 @@ use std::fmt;
 use tokio::time::Instant;
 
 use super::limit::Limit;
+use super::meter::Fleet;
 use super::model::{Admit, Need};
 use super::store::{Pace, RedisStore, Reservation};
 use crate::headers::Unit;
@@ -91,9 +92,14 @@ impl Shared {
         self.store.count_accepted(&self.name);
     }
 
-    /// Responses the server accepted from all processes, as far as known.
-    pub(super) fn accepted(&self) -> u64 {
-        self.store.accepted(&self.name)
+    /// Responses the server accepted from all processes, as far as known,
+    /// while Redis answers (see `Fleet`).
+    pub(super) fn accepted(&self) -> Option<Fleet> {
+        let era = self.store.count_era(&self.name)?;
+        Some(Fleet {
+            count: self.store.accepted(&self.name),
+            era,
+        })
     }
 
     /// The request pace for a quota's rate: no burst, since the fleet

@@ -85,7 +85,7 @@ impl Constraints {
             // by every process as the lowest.
             #[cfg(feature = "redis")]
             if let (Some(rate), Some(shared)) = (learner.rate(now), &self.shared) {
-                if learner.is_measured_now() || probed.is_none() {
+                if learner.is_fleet_rate() && (learner.is_measured_now() || probed.is_none()) {
                     shared.publish_rate(rate);
                 }
             }

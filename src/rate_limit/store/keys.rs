@@ -30,6 +30,22 @@ pub(super) struct KeyState {
     /// earlier processes (a previous run, a restarted replica) counted is
     /// not this process's to measure.
     pub(super) origin: Option<u64>,
+    /// When the count in Redis began (server µs), and the one before: a
+    /// new one means the count vanished (Redis restarted, or the key
+    /// expired) and began again from 0; a late reply may still bring the
+    /// one before.
+    epoch: i64,
+    old_epoch: i64,
+    /// What the fleet accepted since this process's first read, in counts
+    /// that have since vanished.
+    carried: u64,
+    /// Bumped whenever the fleet count stops being continuous for this
+    /// process: a call failed (the others' answers reach it late, or not
+    /// at all, until Redis answers again), Redis answered again, or the
+    /// count began again. A count read in one era and one read in another
+    /// cannot be subtracted.
+    era: u32,
+    failing: bool,
 }
 
 /// A background call.
@@ -76,6 +92,11 @@ impl KeyState {
             unsent: 0,
             accepted: 0,
             origin: None,
+            epoch: 0,
+            old_epoch: 0,
+            carried: 0,
+            era: 0,
+            failing: false,
         }
     }
 
@@ -95,7 +116,45 @@ impl KeyState {
     pub(super) fn fleet_accepted(&self) -> u64 {
         self.accepted
             .saturating_sub(self.origin.unwrap_or(self.accepted))
+            .saturating_add(self.carried)
             .saturating_add(self.unsent)
+    }
+
+    /// The era of the fleet count (see `era`), `None` while calls fail:
+    /// the count then holds only what this process accepted itself.
+    pub(super) fn count_era(&self) -> Option<u32> {
+        (!self.failing).then_some(self.era)
+    }
+
+    /// Takes in the count a reply read: a count that began again carries
+    /// what the vanished one held; a late reply about the vanished one is
+    /// left out.
+    fn take_count(&mut self, r: &Reply, flushed: u64) {
+        if r.epoch == 0 || r.epoch == self.old_epoch {
+            // No count yet (or it just vanished; the next one to count
+            // begins it again), or news of the count before: nothing new.
+            if self.origin.is_none() && r.epoch == 0 {
+                self.origin = Some(0);
+            }
+            return;
+        }
+        if r.epoch != self.epoch {
+            if self.epoch != 0 {
+                // A count that began again (from 0: the call's own flush
+                // is in it) after this process had read one: carry the old
+                // one's, and the new one is all since this process began.
+                self.carried = self.fleet_accepted().saturating_sub(self.unsent);
+                self.origin = Some(0);
+                self.accepted = 0;
+                self.era = self.era.wrapping_add(1);
+            }
+            self.old_epoch = self.epoch;
+            self.epoch = r.epoch;
+        }
+        if self.origin.is_none() {
+            self.origin = Some(r.accepted.saturating_sub(flushed));
+        }
+        self.accepted = self.accepted.max(r.accepted);
     }
 
     /// Records what a call that added `flushed` accepted responses brought
@@ -124,13 +183,18 @@ impl KeyState {
             Job::Hold(_) | Job::Rate(_) => {}
         }
         let Some(r) = reply else {
+            if !self.failing {
+                self.failing = true;
+                self.era = self.era.wrapping_add(1);
+            }
             return tell;
         };
-        self.synced = Some(now);
-        if self.origin.is_none() {
-            self.origin = Some(r.accepted.saturating_sub(flushed));
+        if self.failing {
+            self.failing = false;
+            self.era = self.era.wrapping_add(1);
         }
-        self.accepted = self.accepted.max(r.accepted);
+        self.synced = Some(now);
+        self.take_count(r, flushed);
         if r.hold > 0 {
             let until = crate::rate_limit::time::after(now, micros(r.hold));
             if self.hold.is_none_or(|h| until > h) {
@@ -167,5 +231,69 @@ fn segment(r: &Reply, pace: &Pace, now: Instant) -> Segment {
         start,
         interval: Duration::from_micros(pace.interval_us()),
         count: r.granted,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A peek's reply: the count `accepted`, begun at `epoch`.
+    fn read(accepted: u64, epoch: i64) -> Reply {
+        Reply {
+            granted: 0,
+            first: 0,
+            floor: 0,
+            hold: 0,
+            rate: None,
+            total: 0,
+            accepted,
+            epoch,
+        }
+    }
+
+    #[test]
+    fn the_fleet_count_goes_on_when_redis_begins_it_again() {
+        let now = Instant::now();
+        let mut ks = KeyState::new(now);
+        // First read: 500 counted before this process began, 3 of them its own.
+        assert!(!ks.record(&Job::Peek, Some(&read(503, 7)), 3, now));
+        assert_eq!(ks.fleet_accepted(), 3);
+        assert_eq!(ks.count_era(), Some(0));
+        ks.record(&Job::Peek, Some(&read(520, 7)), 0, now);
+        assert_eq!(ks.fleet_accepted(), 20);
+        // Redis restarted: no count, then one begun again from 0.
+        ks.record(&Job::Peek, Some(&read(0, 0)), 0, now);
+        assert_eq!(ks.fleet_accepted(), 20, "no count is no news");
+        ks.unsent = 2;
+        ks.record(&Job::Peek, Some(&read(5, 9)), 0, now);
+        assert_eq!(ks.fleet_accepted(), 27, "the new count adds to the old");
+        assert_eq!(
+            ks.count_era(),
+            Some(1),
+            "two counts that cannot be subtracted"
+        );
+        // A late reply about the count before changes nothing.
+        ks.record(&Job::Peek, Some(&read(530, 7)), 0, now);
+        assert_eq!(ks.fleet_accepted(), 27);
+        ks.unsent = 0;
+        ks.record(&Job::Peek, Some(&read(11, 9)), 2, now);
+        assert_eq!(ks.fleet_accepted(), 31);
+        assert_eq!(ks.count_era(), Some(1));
+    }
+
+    #[test]
+    fn a_failed_call_ends_the_counts_era_until_redis_answers_again() {
+        let now = Instant::now();
+        let mut ks = KeyState::new(now);
+        // No count in Redis yet: all the count that begins later is new.
+        ks.record(&Job::Peek, Some(&read(0, 0)), 0, now);
+        ks.record(&Job::Peek, Some(&read(4, 3)), 0, now);
+        assert_eq!((ks.fleet_accepted(), ks.count_era()), (4, Some(0)));
+        ks.record(&Job::Peek, None, 0, now);
+        ks.record(&Job::Peek, None, 0, now);
+        assert_eq!(ks.count_era(), None, "no fleet count while calls fail");
+        ks.record(&Job::Peek, Some(&read(9, 3)), 0, now);
+        assert_eq!((ks.fleet_accepted(), ks.count_era()), (9, Some(2)));
     }
 }

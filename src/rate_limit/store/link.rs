@@ -7,7 +7,7 @@
 //! answer), and its success brings sharing back. Each transition is logged
 //! once: `warn` when Redis becomes unavailable, `info` when it is back.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -39,6 +39,8 @@ pub(super) struct Link {
     conn: tokio::sync::Mutex<Option<MultiplexedConnection>>,
     state: Mutex<State>,
     calls: AtomicU64,
+    /// Times Redis became unavailable.
+    downs: AtomicU32,
 }
 
 struct State {
@@ -79,6 +81,7 @@ impl Link {
                 backoff: backoff.min,
             }),
             calls: AtomicU64::new(0),
+            downs: AtomicU32::new(0),
         };
         let ping = async {
             let mut conn = link.connection().await?;
@@ -141,6 +144,11 @@ impl Link {
         self.calls.load(Ordering::Relaxed)
     }
 
+    /// Times Redis became unavailable since the store connected.
+    pub(super) fn downs(&self) -> u32 {
+        self.downs.load(Ordering::Relaxed)
+    }
+
     /// A call succeeded.
     pub(super) fn succeeded(&self, backoff: Backoff) {
         let mut s = self.lock();
@@ -172,6 +180,7 @@ impl Link {
         s.backoff = (wait * 2).clamp(backoff.min, backoff.max);
         if s.up {
             s.up = false;
+            self.downs.fetch_add(1, Ordering::Relaxed);
             drop(s);
             tracing::warn!(
                 redis = ?self.url,

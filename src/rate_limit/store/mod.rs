@@ -413,6 +413,23 @@ impl RedisStore {
         }
     }
 
+    /// The era of `key`'s fleet count (see `accepted`): two counts read in
+    /// different eras cannot be subtracted — Redis went down or a call
+    /// failed between them (the others' answers then reach this process
+    /// late, or never), or the count vanished and began again. `None`
+    /// while Redis is not answering: the count then holds only what this
+    /// process accepted itself.
+    #[doc(hidden)]
+    pub fn count_era(&self, key: &str) -> Option<u32> {
+        if !self.inner.link.is_up() {
+            return None;
+        }
+        let downs = self.inner.link.downs();
+        let table = self.inner.lock();
+        let era = table.get(key).map_or(Some(0), KeyState::count_era)?;
+        Some(era.wrapping_add(downs))
+    }
+
     /// Responses the server accepted for `key`, all processes together,
     /// since this process first read the count (what processes counted
     /// before it started is not its to measure), as far as it knows: read
@@ -449,7 +466,7 @@ impl Inner {
         };
         let hold_key = format!("{key}:hold");
         let rate_key = format!("{key}:rate");
-        let accepted_key = format!("{key}:accepted");
+        let accepted_key = format!("{key}:answers");
         let keys = Keys {
             pace: if pace_key.is_empty() {
                 &rate_key

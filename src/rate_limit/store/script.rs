@@ -18,22 +18,24 @@ use redis::{RedisResult, Script};
 /// `KEYS[1]`: pace state (hash: `t` = tat µs, `n` = units granted so far);
 /// `KEYS[2]`: hold (string: until µs); `KEYS[3]`: shared rate (hash: `r`,
 /// `e` = expiry µs); `KEYS[4]`: responses accepted by the server, all
-/// processes together. `ARGV[1]` is the mode, `ARGV[2]` the accepted
+/// processes together (hash: `n` = the count, `e` = when it began, µs: a
+/// count that vanished — Redis restarted, or the key expired — and began
+/// again has a new `e`). `ARGV[1]` is the mode, `ARGV[2]` the accepted
 /// responses to add. Every mode answers `{granted, first, floor, hold, rate,
-/// rate_expiry, total, accepted}` (offsets in µs from the server's now;
-/// `rate` a string or nil).
+/// rate_expiry, total, accepted, epoch}` (offsets in µs from the server's
+/// now; `rate` a string or nil; `epoch` 0 while there is no count).
 const LUA: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local function fmt(x) return string.format('%.0f', x) end
 local mode = ARGV[1]
-local acc
 if tonumber(ARGV[2]) > 0 then
-  acc = redis.call('INCRBY', KEYS[4], ARGV[2])
+  redis.call('HINCRBY', KEYS[4], 'n', ARGV[2])
+  redis.call('HSETNX', KEYS[4], 'e', fmt(now))
   redis.call('PEXPIRE', KEYS[4], 600000)
-else
-  acc = tonumber(redis.call('GET', KEYS[4]) or '0') or 0
 end
+local c = redis.call('HMGET', KEYS[4], 'n', 'e')
+local acc, epoch = tonumber(c[1]) or 0, tonumber(c[2]) or 0
 local hold = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
 local granted, first, floor, total = 0, 0, 0, 0
 if mode == 'hold' then
@@ -68,7 +70,7 @@ local cur = redis.call('HMGET', KEYS[3], 'r', 'e')
 if cur[1] and tonumber(cur[2]) and tonumber(cur[2]) > now then
   rate, rexp = cur[1], tonumber(cur[2]) - now
 end
-return {granted, first, floor, hold - now, rate, rexp, total, acc}
+return {granted, first, floor, hold - now, rate, rexp, total, acc, epoch}
 "#;
 
 /// How long a pace key outlives its last reservation, in ms: long enough to
@@ -83,7 +85,7 @@ pub(super) struct Calls {
 }
 
 /// The Redis keys of one call: `{key}:{constraint}`, `{key}:hold`,
-/// `{key}:rate`, `{key}:accepted`.
+/// `{key}:rate`, `{key}:answers`.
 pub(super) struct Keys<'a> {
     pub(super) pace: &'a str,
     pub(super) hold: &'a str,
@@ -107,9 +109,11 @@ pub(super) struct Reply {
     pub(super) total: u64,
     /// Responses accepted, as counted by all clients.
     pub(super) accepted: u64,
+    /// When that count began (server µs; 0: there is none yet).
+    pub(super) epoch: i64,
 }
 
-type Raw = (i64, i64, i64, i64, Option<String>, i64, i64, i64);
+type Raw = (i64, i64, i64, i64, Option<String>, i64, i64, i64, i64);
 
 /// One call of the script.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -173,7 +177,9 @@ impl Calls {
 }
 
 impl Reply {
-    fn from_raw((granted, first, floor, hold, rate, rate_ttl, total, accepted): Raw) -> Self {
+    fn from_raw(
+        (granted, first, floor, hold, rate, rate_ttl, total, accepted, epoch): Raw,
+    ) -> Self {
         let rate = rate
             .and_then(|r| r.parse::<f64>().ok())
             .filter(|r| r.is_finite() && *r > 0.0)
@@ -186,6 +192,7 @@ impl Reply {
             rate,
             total: u64::try_from(total).unwrap_or(0),
             accepted: u64::try_from(accepted).unwrap_or(0),
+            epoch,
         }
     }
 }
