@@ -25,7 +25,10 @@
 //!
 //! Flags: `--processes N` (4), `--requests N` per process (300),
 //! `--concurrency N` per process (50), `--rate R` (200/s), `--burst B` (20),
-//! `--only uncoordinated|redis`. A child that has not finished within a
+//! `--only uncoordinated|redis`, `--redis-outage START,END` (seconds after
+//! the children start: Redis is killed at START and started again, empty,
+//! at END, in the `redis` mode: the fault the gates must ride out, and the
+//! restart they must share again after). A child that has not finished within a
 //! minute plus 20 × the ideal makespan is killed; both servers stop at the
 //! end.
 
@@ -59,7 +62,12 @@ struct Flags {
     burst: u32,
     /// Run only this mode (`uncoordinated` or `redis`).
     only: Option<String>,
+    /// Kill Redis this long after the children start, and start it again
+    /// (empty) this long after (seconds).
+    outage: Option<(f64, f64)>,
 }
+
+type SharedRedis = Arc<std::sync::Mutex<RedisServer>>;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -89,6 +97,7 @@ fn parse(args: &[String]) -> Result<Flags, String> {
         rate: 200.0,
         burst: 20,
         only: None,
+        outage: None,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -102,6 +111,19 @@ fn parse(args: &[String]) -> Result<Flags, String> {
             "--burst" => flags.burst = value.parse().map_err(|_| bad())?,
             "--only" if value == "redis" || value == "uncoordinated" => {
                 flags.only = Some(value.clone());
+            }
+            "--redis-outage" => {
+                let (a, b) = value.split_once(',').ok_or_else(bad)?;
+                let (a, b): (f64, f64) = (
+                    a.trim().parse().map_err(|_| bad())?,
+                    b.trim().parse().map_err(|_| bad())?,
+                );
+                if !(a.is_finite() && b.is_finite() && 0.0 <= a && a < b && b <= 3600.0) {
+                    return Err(format!(
+                        "{flag} {value}: needs START,END with 0 ≤ START < END"
+                    ));
+                }
+                flags.outage = Some((a, b));
             }
             _ => return Err(format!("unknown flag {flag}")),
         }
@@ -139,6 +161,8 @@ struct Row {
 
 async fn parent(flags: Flags) -> Result<(), String> {
     let redis = RedisServer::start().ok_or("redis-server is not on PATH")?;
+    let url = redis.url();
+    let redis: SharedRedis = Arc::new(std::sync::Mutex::new(redis));
     let date = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -148,6 +172,12 @@ async fn parent(flags: Flags) -> Result<(), String> {
         flags.processes, flags.requests, flags.concurrency, flags.rate, flags.burst
     ))
     .map_err(|e| e.to_string())?;
+    if let Some((a, b)) = flags.outage {
+        say(&format!(
+            "redis mode: Redis killed at {a} s and started again, empty, at {b} s"
+        ))
+        .map_err(|e| e.to_string())?;
+    }
     let mut failures = Vec::new();
     for (mode, label, max_wasted) in [
         (Mode::RateLimit, "RateLimit headers", 1.0),
@@ -158,7 +188,7 @@ async fn parent(flags: Flags) -> Result<(), String> {
             if flags.only.as_ref().is_some_and(|o| o != coord) {
                 continue;
             }
-            let row = run(&flags, mode, coord, &redis.url()).await?;
+            let row = run(&flags, mode, coord, &url, &redis).await?;
             say(&line(&row)).map_err(|e| e.to_string())?;
             if coord == "redis" && (row.share < 95.0 || row.wasted > max_wasted) {
                 failures.push(format!(
@@ -177,8 +207,34 @@ async fn parent(flags: Flags) -> Result<(), String> {
     }
 }
 
+/// Kills `redis` `start` seconds from now and starts it again, empty, at
+/// `end`.
+async fn outage(redis: SharedRedis, (start, end): (f64, f64)) {
+    let at = |s: f64| tokio::time::Instant::now() + Duration::from_secs_f64(s);
+    let (kill_at, restart_at) = (at(start), at(end));
+    for (when, kill) in [(kill_at, true), (restart_at, false)] {
+        tokio::time::sleep_until(when).await;
+        let redis = redis.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            let mut r = redis.lock().unwrap_or_else(|e| e.into_inner());
+            if kill {
+                r.kill();
+            } else {
+                r.restart();
+            }
+        })
+        .await;
+    }
+}
+
 /// One mode against a fresh server: N children, their reports summed.
-async fn run(flags: &Flags, mode: Mode, coord: &'static str, redis: &str) -> Result<Row, String> {
+async fn run(
+    flags: &Flags,
+    mode: Mode,
+    coord: &'static str,
+    redis: &str,
+    server: &SharedRedis,
+) -> Result<Row, String> {
     let limiter = Arc::new(Limiter::new(Limits {
         rate: flags.rate,
         burst: flags.burst,
@@ -200,6 +256,10 @@ async fn run(flags: &Flags, mode: Mode, coord: &'static str, redis: &str) -> Res
             .map_err(|e| format!("starting a child: {e}"))?;
         children.push(child);
     }
+    let fault = flags
+        .outage
+        .filter(|_| coord == "redis")
+        .map(|o| tokio::spawn(outage(server.clone(), o)));
     let ideal = (flags.processes * flags.requests) as f64 / flags.rate;
     let deadline =
         tokio::time::Instant::now() + CHILD_TIMEOUT + Duration::from_secs_f64(20.0 * ideal);
@@ -213,6 +273,10 @@ async fn run(flags: &Flags, mode: Mode, coord: &'static str, redis: &str) -> Res
         reports.push(read_report(&text).ok_or_else(|| format!("a child said {text:?}"))?);
     }
     drop(stop);
+    if let Some(fault) = fault {
+        // Redis is back (empty) before the next run, whenever this one ended.
+        let _ = fault.await;
+    }
     let counts = limiter.counts();
     let requests = (flags.processes * flags.requests) as u64;
     let ok: u64 = reports.iter().map(|r| r.ok).sum();

@@ -399,3 +399,60 @@ async fn the_fleet_count_goes_on_across_a_redis_restart_in_a_new_era() {
     let after = a.store.count_era(&key).expect("Redis answers");
     assert_ne!(after, before, "a count across the restart is no measure");
 }
+
+#[tokio::test]
+async fn with_redis_down_each_process_keeps_to_its_share_of_the_pace() {
+    let Some(mut server) = RedisServer::start() else {
+        return;
+    };
+    let url = server.url();
+    let a = process(&url, "share").await;
+    let b = process(&url, "share").await;
+    let key = a.store.key("api");
+    // For a little over a second (the shortest stretch a share is measured
+    // over), the first process gets three answers for every one the
+    // second gets.
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(1200) {
+        for _ in 0..3 {
+            a.store.count_accepted(&key);
+        }
+        b.store.count_accepted(&key);
+        b.read_back(&key).await;
+        a.read_back(&key).await;
+    }
+    server.kill();
+    let pace = Pace {
+        rate: 100.0,
+        burst: 1.0,
+    };
+    // Each finds Redis gone, then keeps to its share: 75/s and 25/s
+    // (the others' counts reach each process a little late, so roughly).
+    for (p, share) in [(&a, 0.75), (&b, 0.25)] {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while p.store.is_sharing() {
+            assert!(Instant::now() < deadline, "Redis still answers");
+            let _ = p.one(&key, pace, Duration::from_millis(100)).await;
+        }
+        let t0 = Instant::now() + Duration::from_secs(1);
+        let mut t = t0;
+        for _ in 0..20 {
+            loop {
+                match p.store.reserve(&key, "limit", 1, pace, t) {
+                    Reservation::At(at) => {
+                        assert!(at > t, "a time to come");
+                        t = at;
+                    }
+                    Reservation::Local => break,
+                    other => panic!("with Redis down: {other:?}"),
+                }
+            }
+        }
+        let rate = 19.0 / (t - t0).as_secs_f64();
+        eprintln!("share {share}: {rate:.1}/s of 100/s");
+        assert!(
+            (rate / 100.0 - share).abs() < 0.1,
+            "{rate:.1}/s: a share of {share} of 100/s"
+        );
+    }
+}

@@ -10,6 +10,15 @@ use tokio::time::Instant;
 use super::lease::{Lease, Pace, Segment};
 use super::script::Reply;
 
+/// A process's share of the fleet's answers is measured over at least this
+/// long, and at least this many of the fleet's answers.
+const SHARE_WINDOW: Duration = Duration::from_secs(1);
+const SHARE_ANSWERS: u64 = 16;
+/// A stretch this old without enough answers is begun again.
+const SHARE_STALE: Duration = Duration::from_secs(30);
+/// The least share kept to while Redis is down.
+const MIN_SHARE: f64 = 0.001;
+
 /// Keys remembered locally before idle ones are forgotten.
 pub(super) const MAX_KEYS: usize = 10_000;
 pub(super) const IDLE: Duration = Duration::from_secs(60);
@@ -46,6 +55,13 @@ pub(super) struct KeyState {
     /// cannot be subtracted.
     era: u32,
     failing: bool,
+    /// Responses this process accepted, all told.
+    pub(super) own: u64,
+    /// This process's share of what the fleet accepted, over the last
+    /// stretch measured (see `SHARE_WINDOW`), and where the current one
+    /// began: `(when, own, fleet)`.
+    share: Option<f64>,
+    share_mark: Option<(Instant, u64, u64)>,
 }
 
 /// A background call.
@@ -97,6 +113,9 @@ impl KeyState {
             carried: 0,
             era: 0,
             failing: false,
+            own: 0,
+            share: None,
+            share_mark: None,
         }
     }
 
@@ -118,6 +137,31 @@ impl KeyState {
             .saturating_sub(self.origin.unwrap_or(self.accepted))
             .saturating_add(self.carried)
             .saturating_add(self.unsent)
+    }
+
+    /// This process's recent share of what the fleet accepted, once
+    /// measured: what it keeps to of each shared pace while Redis is down.
+    pub(super) fn share(&self) -> Option<f64> {
+        self.share
+    }
+
+    /// Measures the share over stretches of the fleet's count read back
+    /// while Redis answers.
+    fn measure_share(&mut self, now: Instant) {
+        let fleet = self.fleet_accepted();
+        let Some((at, own, total)) = self.share_mark else {
+            self.share_mark = Some((now, self.own, fleet));
+            return;
+        };
+        let elapsed = now.saturating_duration_since(at);
+        let answers = fleet.saturating_sub(total);
+        if elapsed >= SHARE_WINDOW && answers >= SHARE_ANSWERS {
+            let mine = self.own.saturating_sub(own) as f64;
+            self.share = Some((mine / answers as f64).clamp(MIN_SHARE, 1.0));
+            self.share_mark = Some((now, self.own, fleet));
+        } else if elapsed >= SHARE_STALE {
+            self.share_mark = Some((now, self.own, fleet));
+        }
     }
 
     /// The era of the fleet count (see `era`), `None` while calls fail:
@@ -189,12 +233,18 @@ impl KeyState {
             }
             return tell;
         };
+        let era = self.era;
         if self.failing {
             self.failing = false;
             self.era = self.era.wrapping_add(1);
         }
         self.synced = Some(now);
         self.take_count(r, flushed);
+        if era != self.era {
+            // Counts of two eras: a stretch across them measures nothing.
+            self.share_mark = None;
+        }
+        self.measure_share(now);
         if r.hold > 0 {
             let until = crate::rate_limit::time::after(now, micros(r.hold));
             if self.hold.is_none_or(|h| until > h) {
@@ -295,5 +345,36 @@ mod tests {
         assert_eq!(ks.count_era(), None, "no fleet count while calls fail");
         ks.record(&Job::Peek, Some(&read(9, 3)), 0, now);
         assert_eq!((ks.fleet_accepted(), ks.count_era()), (9, Some(2)));
+    }
+
+    #[test]
+    fn a_process_measures_its_share_of_the_fleets_answers_while_redis_answers() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut ks = KeyState::new(t0);
+        ks.record(&Job::Peek, Some(&read(0, 0)), 0, t0);
+        assert_eq!(ks.share(), None, "not measured yet");
+        // A second in which the fleet accepted 40, this process 10 of them
+        // (flushed with the read).
+        ks.own = 10;
+        ks.record(&Job::Peek, Some(&read(40, 5)), 10, at(1000));
+        assert_eq!(ks.share(), Some(0.25));
+        // Too few answers for a measure: the share stands, the stretch
+        // goes on until it has enough.
+        ks.own += 1;
+        ks.record(&Job::Peek, Some(&read(44, 5)), 1, at(2000));
+        assert_eq!(ks.share(), Some(0.25));
+        ks.own += 19;
+        ks.record(&Job::Peek, Some(&read(80, 5)), 19, at(2500));
+        assert_eq!(ks.share(), Some(0.5));
+        // An outage: no measure across it; the share stands until one
+        // stretch after it has been measured.
+        ks.record(&Job::Peek, None, 0, at(3000));
+        ks.own += 30;
+        ks.record(&Job::Peek, Some(&read(110, 5)), 30, at(6000));
+        assert_eq!(ks.share(), Some(0.5), "a stretch across the outage");
+        ks.own += 5;
+        ks.record(&Job::Peek, Some(&read(135, 5)), 5, at(7000));
+        assert_eq!(ks.share(), Some(0.2));
     }
 }

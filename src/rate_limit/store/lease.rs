@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::duration::mul_u64;
+use crate::duration::{from_secs_f64, mul_f64, mul_u64};
+use crate::rate_limit::time::{after, before};
 
 /// How late after its date a leased unit may still be spent.
 const LATE: Duration = Duration::from_millis(50);
@@ -110,6 +111,9 @@ pub(super) struct Lease {
     /// Batch size to ask for next: halves when units go to waste, doubles
     /// (up to the pace's target) when the lease runs dry.
     batch: u64,
+    /// While Redis does not answer: the theoretical arrival time of this
+    /// process's next unit at its share of the pace.
+    local_tat: Option<Instant>,
 }
 
 impl Lease {
@@ -118,7 +122,34 @@ impl Lease {
             segments: VecDeque::new(),
             refilling: None,
             batch: u64::MAX,
+            local_tat: None,
         }
+    }
+
+    /// While Redis does not answer: spends `cost` units at `share` of
+    /// `pace` (its rate and burst alike, a burst of one at least), paced on
+    /// this process's clock by GCRA. `None`: they may go now; else when.
+    pub(super) fn take_local(
+        &mut self,
+        cost: u64,
+        now: Instant,
+        pace: &Pace,
+        share: f64,
+    ) -> Option<Instant> {
+        let rate = pace.rate * share;
+        if !(rate.is_finite() && rate > 0.0) || cost == 0 {
+            return None;
+        }
+        let interval = from_secs_f64(1.0 / rate);
+        let extra = (pace.burst * share - 1.0).max(0.0).floor();
+        let tau = mul_f64(interval, extra);
+        let tat = self.local_tat.map_or(now, |t| t.max(now));
+        let at = before(tat, tau);
+        if at > now {
+            return Some(at);
+        }
+        self.local_tat = Some(after(tat, mul_u64(interval, cost)));
+        None
     }
 
     /// Units leased and not yet spent or dropped.
@@ -274,5 +305,38 @@ mod tests {
         assert_eq!(l.batch(&PACE, 1), 2);
         // A token-sized request still asks for what it needs.
         assert_eq!(l.batch(&PACE, 40), 40);
+    }
+
+    #[test]
+    fn without_redis_a_process_keeps_to_its_share_of_the_pace() {
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let pace = Pace {
+            rate: 200.0,
+            burst: 20.0,
+        };
+        let mut lease = Lease::new();
+        // A quarter: 50/s, a burst of 5.
+        for _ in 0..5 {
+            assert_eq!(lease.take_local(1, t0, &pace, 0.25), None);
+        }
+        assert_eq!(lease.take_local(1, t0, &pace, 0.25), Some(ms(20)));
+        assert_eq!(lease.take_local(1, ms(20), &pace, 0.25), None);
+        assert_eq!(lease.take_local(1, ms(20), &pace, 0.25), Some(ms(40)));
+        // Two units at once take two slots.
+        assert_eq!(lease.take_local(2, ms(40), &pace, 0.25), None);
+        assert_eq!(lease.take_local(1, ms(40), &pace, 0.25), Some(ms(80)));
+        // After a quiet second the burst is back, and no more.
+        let later = ms(1100);
+        let gone = (0..10)
+            .take_while(|_| lease.take_local(1, later, &pace, 0.25).is_none())
+            .count();
+        assert_eq!(gone, 5);
+        // No pace to keep to: nothing waits.
+        let none = Pace {
+            rate: f64::NAN,
+            burst: 1.0,
+        };
+        assert_eq!(lease.take_local(1, later, &none, 0.25), None);
     }
 }

@@ -34,7 +34,14 @@
 //! password), answers "use your local state" to every question, and leaves
 //! Redis alone for a back-off ([`retry_backoff`](RedisStore::retry_backoff),
 //! 1 s doubling to 30 s) before one call probes it again; when one succeeds,
-//! it logs one `info` and shares again.
+//! it logs one `info` and shares again. Meanwhile each process keeps to its
+//! share of every shared pace, paced locally: what it accepted of the
+//! fleet's accepted answers over the last second or more while Redis
+//! answered (until that is known, the whole pace, as local state alone).
+//! A rate learned from a process's own answers alone (while Redis was down,
+//! or across its restart) is that process's share, and is never offered to
+//! the others or reserved for them; a count that Redis began again (after a
+//! restart without persistence, or once expired) adds to the old one.
 //!
 //! # Example
 //!
@@ -283,7 +290,7 @@ impl RedisStore {
         }
         let health = self.inner.link.health(now);
         if health == Health::Down {
-            return Reservation::Local;
+            return self.local_share(key, constraint, cost, pace, now);
         }
         let stale = self.stale();
         let (answer, refill) = {
@@ -292,6 +299,7 @@ impl RedisStore {
                 return Reservation::Local;
             };
             let hold = ks.hold.filter(|h| *h > now);
+            let share = ks.share();
             let lease = ks.lease(constraint);
             if lease
                 .refilling
@@ -316,7 +324,11 @@ impl RedisStore {
                     let since = lease.refilling.unwrap_or(now);
                     Reservation::Pending(crate::rate_limit::time::after(since, stale))
                 }
-                _ => Reservation::Local,
+                // Probing Redis: this process's share, paced here.
+                _ => match share.and_then(|s| lease.take_local(cost, now, &pace, s)) {
+                    Some(t) => Reservation::At(t),
+                    None => Reservation::Local,
+                },
             };
             (answer, refill.then_some(batch))
         };
@@ -334,6 +346,31 @@ impl RedisStore {
             None => {}
         }
         answer
+    }
+
+    /// While Redis does not answer: unless this process's share of the
+    /// fleet's answers is yet unknown, it keeps to that share of `pace`
+    /// (what the others keep to of theirs), paced here, rather than each
+    /// process taking the whole pace.
+    fn local_share(
+        &self,
+        key: &str,
+        constraint: &str,
+        cost: u64,
+        pace: Pace,
+        now: Instant,
+    ) -> Reservation {
+        let mut table = self.inner.lock();
+        let Some(ks) = entry(&mut table, key, now) else {
+            return Reservation::Local;
+        };
+        let Some(share) = ks.share() else {
+            return Reservation::Local;
+        };
+        match ks.lease(constraint).take_local(cost, now, &pace, share) {
+            Some(t) => Reservation::At(t),
+            None => Reservation::Local,
+        }
     }
 
     /// The hold on `key` known to this process, if it lasts past `now`.
@@ -410,6 +447,7 @@ impl RedisStore {
         let mut table = self.inner.lock();
         if let Some(ks) = entry(&mut table, key, now) {
             ks.unsent += 1;
+            ks.own += 1;
         }
     }
 
