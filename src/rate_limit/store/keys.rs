@@ -16,8 +16,10 @@ const SHARE_WINDOW: Duration = Duration::from_secs(1);
 const SHARE_ANSWERS: u64 = 16;
 /// A stretch this old without enough answers is begun again.
 const SHARE_STALE: Duration = Duration::from_secs(30);
-/// The least share kept to while Redis is down.
-const MIN_SHARE: f64 = 0.001;
+/// The least share kept to while Redis is down: a process that was idle
+/// while the others sent still gets some of the pace (up to 64 processes
+/// at this floor together keep to the pace).
+const MIN_SHARE: f64 = 1.0 / 64.0;
 
 /// Keys remembered locally before idle ones are forgotten.
 pub(super) const MAX_KEYS: usize = 10_000;
@@ -376,5 +378,8 @@ mod tests {
         ks.own += 5;
         ks.record(&Job::Peek, Some(&read(135, 5)), 5, at(7000));
         assert_eq!(ks.share(), Some(0.2));
+        // Idle while the others sent: the floor, not nothing.
+        ks.record(&Job::Peek, Some(&read(175, 5)), 0, at(8000));
+        assert_eq!(ks.share(), Some(MIN_SHARE));
     }
 }
