@@ -205,8 +205,14 @@ impl Constraints {
         let mut host = Admit::Now;
         let mut scoped = Admit::Now;
         #[cfg(feature = "redis")]
-        if let Some(until) = self.shared.as_ref().and_then(|s| s.hold(now)) {
-            self.adopt_hold(until);
+        if let Some(shared) = &self.shared {
+            let (hold, rate) = (shared.hold(now), shared.rate(now));
+            if let Some(until) = hold {
+                self.adopt_hold(until);
+            }
+            if let (Some(rate), Some(learner)) = (rate, &mut self.learner) {
+                learner.adopt_fleet_rate(now, rate);
+            }
         }
         if let Some(until) = self.hold_until {
             if now < until {

@@ -51,6 +51,8 @@ const MAX_RATE: f64 = 1e7;
 const PROBE_FITTED: f64 = 4.5;
 const PROBE_GUESSED: f64 = 2.0;
 const PROBE_HINTED: f64 = 0.25;
+/// A key adopts the fleet's rate once its own climbed this far past it.
+const ADOPT_ABOVE: f64 = 1.05;
 /// Accepted requests a measure needs to be believed as it is.
 const MEASURED: f64 = 8.0;
 
@@ -182,6 +184,23 @@ impl Learner {
         self.fleet
     }
 
+    /// The fleet's rate, shared through a store, is below this process's:
+    /// the fleet is paced at it, so this one's climb past it would go
+    /// unchecked (no throttle comes while the shared rate binds) and run
+    /// away — to burst when the shared rate ends (it expires, or Redis
+    /// restarts). The key takes the fleet's rate as its own, measured, and
+    /// climbs from there.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(super) fn adopt_fleet_rate(&mut self, now: Instant, rate: f64) {
+        if !(rate.is_finite() && rate > 0.0) {
+            return;
+        }
+        if self.rate(now).is_some_and(|mine| mine > rate * ADOPT_ABOVE) {
+            self.fleet = true;
+            self.set(now, rate, 1.0, PROBE_FITTED, true);
+        }
+    }
+
     fn set(&mut self, now: Instant, w_max: f64, margin: f64, tau: f64, fitted: bool) {
         let w_max = w_max.clamp(MIN_RATE, MAX_RATE);
         self.base = Some((w_max * margin).max(MIN_RATE));
@@ -231,9 +250,13 @@ impl Learner {
 
     /// A throttle closed `period`: set a new rate.
     pub(super) fn on_throttle(&mut self, now: Instant, period: Period) {
+        // A rate is the fleet's if this period counted the fleet's answers
+        // and the rate is measured from it (below, a rate derived from the
+        // last one keeps its origin too).
+        let was_fleet = self.fleet;
         self.fleet = period.fleet;
         if period.from_empty && period.secs > 1e-3 {
-            self.measure(now, period);
+            self.measure(now, period, was_fleet);
             return;
         }
         let crude =
@@ -269,6 +292,7 @@ impl Learner {
             // and the two can be fitted.
             (None, Some(current), _) => {
                 let rate = (current * BETA).min(crude.map_or(f64::MAX, |c| c * FIRST_GUESS));
+                self.fleet &= was_fleet;
                 self.set(now, rate.max(floor), 1.0, PROBE_GUESSED, false);
             }
             // The first period, with a short hint: the server accepted this
@@ -298,7 +322,7 @@ impl Learner {
     /// server accepted in it is its refill rate, exactly, unless the bucket
     /// overflowed in between (the gate sent too little for a while), which
     /// makes the measure read low; the probe above it then corrects it.
-    fn measure(&mut self, now: Instant, period: Period) {
+    fn measure(&mut self, now: Instant, period: Period, was_fleet: bool) {
         let measured = (period.accepted / period.secs).max(period.drained.unwrap_or(0.0));
         if period.accepted >= MEASURED && !period.coarse {
             self.set(now, measured, FIT_MARGIN, PROBE_FITTED, true);
@@ -310,6 +334,10 @@ impl Learner {
             Some(current) => (current * FIRST_GUESS).max(measured).min(current),
             None => measured,
         };
+        if rate != measured {
+            // Cut from the last rate: it is the fleet's only if that was.
+            self.fleet &= was_fleet;
+        }
         self.set(now, rate, 1.0, PROBE_GUESSED, self.fitted);
         self.rough = true;
     }
@@ -475,5 +503,55 @@ mod tests {
         l.on_throttle(now, period(0.0, 0.0));
         assert!(!l.is_measured());
         assert_eq!(l.check(now), Admit::Now);
+    }
+
+    #[test]
+    fn a_rate_is_the_fleets_only_if_measured_from_the_fleets_count() {
+        let now = Instant::now();
+        let mut l = Learner::new(now);
+        l.on_throttle(now, period(0.1, 20.0));
+        // From this process's own answers: its share, not the fleet's.
+        l.on_throttle(now, from_empty(1.0, 50.0));
+        assert!(l.is_fitted() && !l.is_fleet_rate());
+        // A short period of the fleet's count, too rough to measure: the
+        // rate is cut from the last one, and keeps its origin.
+        let rough = Period {
+            fleet: true,
+            coarse: true,
+            ..from_empty(0.05, 40.0)
+        };
+        l.on_throttle(now, rough);
+        assert!(!l.is_fleet_rate(), "{l:?}");
+        // A full measure of the fleet's count is the fleet's.
+        let full = Period {
+            fleet: true,
+            ..from_empty(1.0, 190.0)
+        };
+        l.on_throttle(now, full);
+        assert!(l.is_fleet_rate());
+        assert_eq!(l.rate(now), Some(190.0 * FIT_MARGIN));
+    }
+
+    #[test]
+    fn a_key_held_under_a_lower_fleet_rate_does_not_climb_past_it() {
+        let now = Instant::now();
+        let mut l = Learner::new(now);
+        l.on_throttle(now, period(0.1, 20.0));
+        l.on_throttle(now, from_empty(1.0, 300.0));
+        // The fleet is paced at 180/s: this key adopts it as measured…
+        l.adopt_fleet_rate(now, 180.0);
+        assert_eq!(l.rate(now), Some(180.0));
+        assert!(l.is_fitted() && l.is_fleet_rate());
+        // …and however long the fleet's rate binds, it stays near it.
+        let mut t = now;
+        for _ in 0..600 {
+            t += Duration::from_millis(100);
+            l.adopt_fleet_rate(t, 180.0);
+            let rate = l.rate(t).unwrap();
+            assert!(rate <= 180.0 * ADOPT_ABOVE, "{rate} after {:?}", t - now);
+        }
+        // A higher fleet rate is no reason to go faster.
+        l.adopt_fleet_rate(t, 1000.0);
+        assert!(l.rate(t).unwrap() <= 180.0 * ADOPT_ABOVE);
     }
 }
