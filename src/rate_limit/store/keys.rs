@@ -52,11 +52,16 @@ pub(super) struct KeyState {
     carried: u64,
     /// Bumped whenever the fleet count stops being continuous for this
     /// process: a call failed (the others' answers reach it late, or not
-    /// at all, until Redis answers again), Redis answered again, or the
-    /// count began again. A count read in one era and one read in another
-    /// cannot be subtracted.
+    /// at all, until Redis answers again), Redis answered again, the count
+    /// began again, or another process came back to it with what it counted
+    /// meanwhile. A count read in one era and one read in another cannot be
+    /// subtracted.
     era: u32,
-    failing: bool,
+    pub(super) failing: bool,
+    /// The count's rejoins as last read (see `Reply::rejoins`): another
+    /// one means a process added late what it counted while Redis did not
+    /// answer it — a jump that measures nothing.
+    rejoins: u64,
     /// Responses this process accepted, all told.
     pub(super) own: u64,
     /// This process's share of what the fleet accepted, over the last
@@ -115,6 +120,7 @@ impl KeyState {
             carried: 0,
             era: 0,
             failing: false,
+            rejoins: 0,
             own: 0,
             share: None,
             share_mark: None,
@@ -196,6 +202,10 @@ impl KeyState {
             }
             self.old_epoch = self.epoch;
             self.epoch = r.epoch;
+            self.rejoins = r.rejoins;
+        } else if r.rejoins > self.rejoins {
+            self.rejoins = r.rejoins;
+            self.era = self.era.wrapping_add(1);
         }
         if self.origin.is_none() {
             self.origin = Some(r.accepted.saturating_sub(flushed));
@@ -301,6 +311,7 @@ mod tests {
             total: 0,
             accepted,
             epoch,
+            rejoins: 0,
         }
     }
 
@@ -381,5 +392,26 @@ mod tests {
         // Idle while the others sent: the floor, not nothing.
         ks.record(&Job::Peek, Some(&read(175, 5)), 0, at(8000));
         assert_eq!(ks.share(), Some(MIN_SHARE));
+    }
+
+    #[test]
+    fn another_process_coming_back_with_its_count_ends_the_era() {
+        let now = Instant::now();
+        let mut ks = KeyState::new(now);
+        ks.record(&Job::Peek, Some(&read(10, 3)), 0, now);
+        let era = ks.count_era();
+        // Another process could not reach Redis for a while; it comes back
+        // and adds, at once, what it counted meanwhile.
+        let back = Reply {
+            rejoins: 1,
+            ..read(90, 3)
+        };
+        ks.record(&Job::Peek, Some(&back), 0, now);
+        assert_eq!(ks.fleet_accepted(), 80, "counted, all the same");
+        assert_ne!(ks.count_era(), era, "a jump that measures nothing");
+        let era = ks.count_era();
+        // A late reply from before it came back changes nothing.
+        ks.record(&Job::Peek, Some(&read(85, 3)), 0, now);
+        assert_eq!(ks.count_era(), era);
     }
 }

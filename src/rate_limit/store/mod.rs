@@ -515,10 +515,12 @@ impl Inner {
             rate: &rate_key,
             accepted: &accepted_key,
         };
-        let accepted = self
-            .lock()
-            .get_mut(&key)
-            .map_or(0, |ks| std::mem::take(&mut ks.unsent));
+        // Coming back after Redis did not answer: what this process counted
+        // meanwhile lands at once, and the others are told so.
+        let away = !self.link.is_up();
+        let (accepted, rejoin) = self.lock().get_mut(&key).map_or((0, false), |ks| {
+            (std::mem::take(&mut ks.unsent), away || ks.failing)
+        });
         let op = match &job {
             Job::Refill { pace, n, .. } => Op::Reserve {
                 n: *n,
@@ -534,7 +536,7 @@ impl Inner {
             },
             Job::Peek => Op::Peek,
         };
-        let reply = self.call(&keys, op, accepted).await;
+        let reply = self.call(&keys, op, accepted, rejoin).await;
         let now = Instant::now();
         let tell = {
             let mut table = self.lock();
@@ -556,7 +558,13 @@ impl Inner {
         }
     }
 
-    async fn call(&self, keys: &Keys<'_>, op: Op, accepted: u64) -> Result<Reply, String> {
+    async fn call(
+        &self,
+        keys: &Keys<'_>,
+        op: Op,
+        accepted: u64,
+        rejoin: bool,
+    ) -> Result<Reply, String> {
         let link = &self.link;
         let result = async {
             let mut conn = match timeout(CONNECT_TIMEOUT, link.connection()).await {
@@ -565,7 +573,7 @@ impl Inner {
                 Err(_) => return Err(format!("no connection within {CONNECT_TIMEOUT:?}")),
             };
             link.count_call();
-            let call = self.calls.call(&mut conn, keys, op, accepted);
+            let call = self.calls.call(&mut conn, keys, op, accepted, rejoin);
             match timeout(self.config.timeout, call).await {
                 Ok(Ok(reply)) => Ok(reply),
                 Ok(Err(e)) => Err(e.to_string()),

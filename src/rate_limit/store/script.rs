@@ -20,40 +20,49 @@ use redis::{RedisResult, Script};
 /// `e` = expiry µs); `KEYS[4]`: responses accepted by the server, all
 /// processes together (hash: `n` = the count, `e` = when it began, µs: a
 /// count that vanished — Redis restarted, or the key expired — and began
-/// again has a new `e`). `ARGV[1]` is the mode, `ARGV[2]` the accepted
-/// responses to add. Every mode answers `{granted, first, floor, hold, rate,
-/// rate_expiry, total, accepted, epoch}` (offsets in µs from the server's
-/// now; `rate` a string or nil; `epoch` 0 while there is no count).
+/// again has a new `e`; `g` = how many times a process came back to it
+/// after Redis did not answer it, each time adding what it counted
+/// meanwhile). `ARGV[1]` is the mode, `ARGV[2]` the accepted responses to
+/// add, `ARGV[3]` 1 if the caller comes back so. Every mode answers
+/// `{granted, first, floor, hold, rate, rate_expiry, total, accepted, epoch,
+/// rejoins}` (offsets in µs from the server's now; `rate` a string or nil;
+/// `epoch` 0 while there is no count).
 const LUA: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local function fmt(x) return string.format('%.0f', x) end
 local mode = ARGV[1]
-if tonumber(ARGV[2]) > 0 then
+local add, rejoin = tonumber(ARGV[2]), tonumber(ARGV[3])
+if add > 0 then
   redis.call('HINCRBY', KEYS[4], 'n', ARGV[2])
+end
+if rejoin > 0 then
+  redis.call('HINCRBY', KEYS[4], 'g', 1)
+end
+if add > 0 or rejoin > 0 then
   redis.call('HSETNX', KEYS[4], 'e', fmt(now))
   redis.call('PEXPIRE', KEYS[4], 600000)
 end
-local c = redis.call('HMGET', KEYS[4], 'n', 'e')
-local acc, epoch = tonumber(c[1]) or 0, tonumber(c[2]) or 0
+local c = redis.call('HMGET', KEYS[4], 'n', 'e', 'g')
+local acc, epoch, rejoins = tonumber(c[1]) or 0, tonumber(c[2]) or 0, tonumber(c[3]) or 0
 local hold = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
 local granted, first, floor, total = 0, 0, 0, 0
 if mode == 'hold' then
-  local till = now + tonumber(ARGV[3])
+  local till = now + tonumber(ARGV[4])
   if till > hold then
     hold = till
     redis.call('SET', KEYS[2], fmt(hold), 'PX', math.ceil((hold - now) / 1000) + 1000)
   end
 elseif mode == 'rate' then
-  local r = tonumber(ARGV[3])
+  local r = tonumber(ARGV[4])
   local cur = redis.call('HMGET', KEYS[3], 'r', 'e')
   local cr, ce = tonumber(cur[1]), tonumber(cur[2])
   if cr == nil or ce == nil or ce <= now or r <= cr then
-    redis.call('HSET', KEYS[3], 'r', ARGV[3], 'e', fmt(now + tonumber(ARGV[4])))
-    redis.call('PEXPIRE', KEYS[3], math.ceil(tonumber(ARGV[4]) / 1000) + 1000)
+    redis.call('HSET', KEYS[3], 'r', ARGV[4], 'e', fmt(now + tonumber(ARGV[5])))
+    redis.call('PEXPIRE', KEYS[3], math.ceil(tonumber(ARGV[5]) / 1000) + 1000)
   end
 elseif mode == 'reserve' then
-  local n, T, tau = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+  local n, T, tau = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
   local start = now
   if hold > start then start = hold end
   local st = redis.call('HMGET', KEYS[1], 't', 'n')
@@ -63,14 +72,14 @@ elseif mode == 'reserve' then
   granted, first, floor = n, tat - tau - now, start - now
   tat = tat + n * T
   redis.call('HSET', KEYS[1], 't', fmt(tat), 'n', fmt(total))
-  redis.call('PEXPIRE', KEYS[1], math.ceil((tat - now) / 1000) + tonumber(ARGV[6]))
+  redis.call('PEXPIRE', KEYS[1], math.ceil((tat - now) / 1000) + tonumber(ARGV[7]))
 end
 local rate, rexp = false, 0
 local cur = redis.call('HMGET', KEYS[3], 'r', 'e')
 if cur[1] and tonumber(cur[2]) and tonumber(cur[2]) > now then
   rate, rexp = cur[1], tonumber(cur[2]) - now
 end
-return {granted, first, floor, hold - now, rate, rexp, total, acc, epoch}
+return {granted, first, floor, hold - now, rate, rexp, total, acc, epoch, rejoins}
 "#;
 
 /// How long a pace key outlives its last reservation, in ms: long enough to
@@ -111,9 +120,12 @@ pub(super) struct Reply {
     pub(super) accepted: u64,
     /// When that count began (server µs; 0: there is none yet).
     pub(super) epoch: i64,
+    /// Times a process came back to the count after Redis did not answer
+    /// it (adding, late, what it counted meanwhile).
+    pub(super) rejoins: u64,
 }
 
-type Raw = (i64, i64, i64, i64, Option<String>, i64, i64, i64, i64);
+type Raw = (i64, i64, i64, i64, Option<String>, i64, i64, i64, i64, i64);
 
 /// One call of the script.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -148,6 +160,7 @@ impl Calls {
         keys: &Keys<'_>,
         op: Op,
         accepted: u64,
+        rejoin: bool,
     ) -> RedisResult<Reply> {
         let mut inv = self.script.key(keys.pace);
         inv.key(keys.hold).key(keys.rate).key(keys.accepted);
@@ -159,17 +172,23 @@ impl Calls {
             } => inv
                 .arg("reserve")
                 .arg(accepted)
+                .arg(u8::from(rejoin))
                 .arg(n)
                 .arg(interval_us)
                 .arg(tau_us)
                 .arg(PACE_TTL_MS),
-            Op::Hold { for_us } => inv.arg("hold").arg(accepted).arg(for_us),
+            Op::Hold { for_us } => inv
+                .arg("hold")
+                .arg(accepted)
+                .arg(u8::from(rejoin))
+                .arg(for_us),
             Op::Rate { rate, ttl_us } => inv
                 .arg("rate")
                 .arg(accepted)
+                .arg(u8::from(rejoin))
                 .arg(format!("{rate:.6}"))
                 .arg(ttl_us),
-            Op::Peek => inv.arg("peek").arg(accepted),
+            Op::Peek => inv.arg("peek").arg(accepted).arg(u8::from(rejoin)),
         };
         let raw: Raw = inv.invoke_async(conn).await?;
         Ok(Reply::from_raw(raw))
@@ -178,7 +197,7 @@ impl Calls {
 
 impl Reply {
     fn from_raw(
-        (granted, first, floor, hold, rate, rate_ttl, total, accepted, epoch): Raw,
+        (granted, first, floor, hold, rate, rate_ttl, total, accepted, epoch, rejoins): Raw,
     ) -> Self {
         let rate = rate
             .and_then(|r| r.parse::<f64>().ok())
@@ -193,6 +212,7 @@ impl Reply {
             total: u64::try_from(total).unwrap_or(0),
             accepted: u64::try_from(accepted).unwrap_or(0),
             epoch,
+            rejoins: u64::try_from(rejoins).unwrap_or(0),
         }
     }
 }
