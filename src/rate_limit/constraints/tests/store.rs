@@ -9,14 +9,9 @@ use super::*;
 /// without one), right after a burst and a throttle with `Retry-After: 1`
 /// that the key probes: `test` gets the key and the throttle's instant.
 fn probing_on_a_store(test: impl FnOnce(Constraints, Instant)) {
-    let Some(server) = redis_server::RedisServer::start() else {
-        eprintln!("redis-server not found: skipped");
+    let Some((server, rt)) = redis_and_runtime() else {
         return;
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     rt.block_on(async {
         let store = crate::RedisStore::connect(&server.url())
             .await
@@ -119,14 +114,9 @@ fn with_a_store_another_process_hold_restarts_the_period_and_keeps_the_probe() {
 /// all), and the fleet's count is of a new era.
 #[test]
 fn a_rate_learned_while_redis_was_down_is_not_offered_as_the_fleets() {
-    let Some(mut server) = redis_server::RedisServer::start() else {
-        eprintln!("redis-server not found: skipped");
+    let Some((mut server, rt)) = redis_and_runtime() else {
         return;
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     rt.block_on(async {
         let store = crate::RedisStore::connect(&server.url())
             .await
@@ -186,6 +176,20 @@ fn a_rate_learned_while_redis_was_down_is_not_offered_as_the_fleets() {
             "this process's share is paced here, not reserved for the fleet"
         );
     });
+}
+
+/// A real `redis-server` on a free loopback port and a runtime to use it
+/// on; `None` (the test skipped) without one.
+fn redis_and_runtime() -> Option<(redis_server::RedisServer, tokio::runtime::Runtime)> {
+    let Some(server) = redis_server::RedisServer::start() else {
+        eprintln!("redis-server not found: skipped");
+        return None;
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    Some((server, rt))
 }
 
 /// Calls `poke` every 20 ms until `done` holds (at most 3 s).
