@@ -212,8 +212,8 @@ async fn a_hold_published_by_one_process_holds_all_and_the_lowest_rate_wins() {
     let key = a.store.key("api");
     let until = Instant::now() + Duration::from_millis(400);
     a.store.publish_hold(&key, until);
-    a.store.publish_rate(&key, 5.0);
-    b.store.publish_rate(&key, 8.0);
+    a.store.publish_rate(&key, 5.0, 5.0);
+    b.store.publish_rate(&key, 8.0, 8.0);
     // B learns the hold by reading it back (in the background).
     let deadline = Instant::now() + Duration::from_secs(1);
     let seen = loop {
@@ -228,7 +228,45 @@ async fn a_hold_published_by_one_process_holds_all_and_the_lowest_rate_wins() {
         matches!(b.store.reserve(&key, "limit", 1, PACE, Instant::now()), Reservation::At(t) if t == seen)
     );
     b.read_back(&key).await;
-    assert_eq!(b.store.rate(&key, Instant::now()), Some(5.0));
+    // The lowest offer stands, climbing since as CUBIC does: by well under
+    // a percent in the first second.
+    let rate = b.store.rate(&key, Instant::now()).unwrap();
+    assert!((5.0..5.01).contains(&rate), "{rate}");
+}
+
+/// The fleet's rate is not a number fixed for 30 s: every process reads
+/// the same record (the rate a measure set, the measure, and when) and
+/// climbs from it as a learner climbs after a measure, so a fleet paced at
+/// one low measure probes upward together instead of staying pinned there.
+/// An offer wins only below what the standing rate has climbed to.
+#[tokio::test]
+async fn the_fleets_rate_climbs_from_the_lowest_measure_every_process_alike() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let url = server.url();
+    let (a, b) = (process(&url, "climb").await, process(&url, "climb").await);
+    let key = a.store.key("api");
+    a.store.publish_rate(&key, 100.0, 103.0);
+    a.read_back(&key).await;
+    // Not below the standing rate: ignored.
+    b.store.publish_rate(&key, 102.5, 105.0);
+    b.read_back(&key).await;
+    let now = Instant::now();
+    for p in [&a, &b] {
+        let rate = p.store.rate(&key, now).unwrap();
+        assert!((100.0..102.0).contains(&rate), "{rate}");
+        // Back at the measure in 1.4 s, then faster and faster: ten seconds
+        // on, CUBIC (τ 4.5 s) is at 8 × the measure.
+        let later = p.store.rate(&key, now + Duration::from_secs(10)).unwrap();
+        assert!(later > 600.0 && later < 1100.0, "{later}");
+    }
+    // A lower measure (a throttle when the climb went past the server's
+    // rate) sets the rate again, from now.
+    b.store.publish_rate(&key, 90.0, 93.0);
+    a.read_back(&key).await;
+    let rate = a.store.rate(&key, Instant::now()).unwrap();
+    assert!((90.0..91.5).contains(&rate), "{rate}");
 }
 
 #[tokio::test]

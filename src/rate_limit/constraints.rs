@@ -144,7 +144,8 @@ impl Constraints {
     }
 
     /// With a store: the request pace to reserve at, shared by all
-    /// processes — a stated quota's rate, else the lowest learned rate.
+    /// processes — a stated quota's rate, else the lower of this process's
+    /// learned rate (if the fleet's) and the fleet's shared one.
     #[cfg(feature = "redis")]
     fn shared_pace(
         &self,
@@ -206,12 +207,12 @@ impl Constraints {
         let mut scoped = Admit::Now;
         #[cfg(feature = "redis")]
         if let Some(shared) = &self.shared {
-            let (hold, rate) = (shared.hold(now), shared.rate(now));
+            let (hold, fleet) = (shared.hold(now), shared.curve(now));
             if let Some(until) = hold {
                 self.adopt_hold(until);
             }
-            if let (Some(rate), Some(learner)) = (rate, &mut self.learner) {
-                learner.adopt_fleet_rate(now, rate);
+            if let (Some(fleet), Some(learner)) = (fleet, &mut self.learner) {
+                learner.adopt_fleet_rate(now, fleet);
             }
         }
         if let Some(until) = self.hold_until {

@@ -157,10 +157,20 @@ impl Learner {
     /// measured, faster the further past it.
     pub(super) fn rate(&self, now: Instant) -> Option<f64> {
         let base = self.base?;
-        let w_max = self.w_max.max(base);
-        let k = self.tau * (1.0 - base / w_max).cbrt();
-        let x = (secs_between(self.since, now) - k) / self.tau;
-        Some((w_max * (1.0 + x * x * x)).clamp(base.min(w_max), MAX_RATE))
+        Some(cubic(
+            base,
+            self.w_max,
+            self.tau,
+            secs_between(self.since, now),
+        ))
+    }
+
+    /// The rate set by the last throttle and the measure it climbs back to
+    /// (`base`, `W_max`): what a store shares as the fleet's [`Curve`].
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(super) fn curve(&self) -> Option<(f64, f64)> {
+        let base = self.base?;
+        Some((base, self.w_max.max(base)))
     }
 
     /// Whether the rate was measured or fitted (a probe may then cut a
@@ -188,16 +198,23 @@ impl Learner {
     /// the fleet is paced at it, so this one's climb past it would go
     /// unchecked (no throttle comes while the shared rate binds) and run
     /// away — to burst when the shared rate ends (it expires, or Redis
-    /// restarts). The key takes the fleet's rate as its own, measured, and
-    /// climbs from there.
+    /// restarts). The key takes the fleet's curve as its own, measured:
+    /// it climbs with the fleet from then on.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub(super) fn adopt_fleet_rate(&mut self, now: Instant, rate: f64) {
-        if !(rate.is_finite() && rate > 0.0) {
+    pub(super) fn adopt_fleet_rate(&mut self, now: Instant, fleet: Curve) {
+        let rate = fleet.at(now);
+        if !(rate.is_finite() && rate > 0.0 && fleet.base.is_finite() && fleet.base > 0.0) {
             return;
         }
         if self.rate(now).is_some_and(|mine| mine > rate * ADOPT_ABOVE) {
+            let base = fleet.base.clamp(MIN_RATE, MAX_RATE);
+            self.base = Some(base);
+            self.w_max = fleet.w_max.clamp(base, MAX_RATE);
+            self.tau = SHARED_TAU;
+            self.fitted = true;
             self.fleet = true;
-            self.set(now, rate, 1.0, PROBE_FITTED, true);
+            self.rough = false;
+            self.since = fleet.since;
         }
     }
 
@@ -340,6 +357,48 @@ impl Learner {
         }
         self.set(now, rate, 1.0, PROBE_GUESSED, self.fitted);
         self.rough = true;
+    }
+}
+
+/// CUBIC's window (RFC 9438 §4.2) as a rate, `secs` after a throttle set
+/// it to `base` below the measure `w_max`: `W_max × (1 + ((t − K) ÷ τ)³)`
+/// with `K` such that it starts at `base` — flat near the measure, faster
+/// the further past it.
+fn cubic(base: f64, w_max: f64, tau: f64, secs: f64) -> f64 {
+    let w_max = w_max.max(base);
+    let k = tau * (1.0 - base / w_max).cbrt();
+    let x = (secs - k) / tau;
+    (w_max * (1.0 + x * x * x)).clamp(base.min(w_max), MAX_RATE)
+}
+
+/// How fast a rate shared through a store climbs: as a fitted one does.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(super) const SHARED_TAU: f64 = PROBE_FITTED;
+
+/// The fleet's rate, shared through a store: a measure's `base` and
+/// `w_max`, climbing from `since` as this process's own rate climbs after
+/// a measure (τ = [`SHARED_TAU`]). Every process computes the same curve
+/// from the same record, so the fleet probes upward together — a rate
+/// fixed until it expired would pin every process at one measure, however
+/// low it read, and never find capacity the server adds.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Curve {
+    pub(super) base: f64,
+    pub(super) w_max: f64,
+    pub(super) since: Instant,
+}
+
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+impl Curve {
+    /// The rate at `now`.
+    pub(super) fn at(&self, now: Instant) -> f64 {
+        cubic(
+            self.base,
+            self.w_max,
+            SHARED_TAU,
+            secs_between(self.since, now),
+        )
     }
 }
 
@@ -538,20 +597,57 @@ mod tests {
         let mut l = Learner::new(now);
         l.on_throttle(now, period(0.1, 20.0));
         l.on_throttle(now, from_empty(1.0, 300.0));
-        // The fleet is paced at 180/s: this key adopts it as measured…
-        l.adopt_fleet_rate(now, 180.0);
-        assert_eq!(l.rate(now), Some(180.0));
+        // The fleet is paced at 180/s (measured at 185.6/s, a second ago):
+        // this key adopts its curve as measured…
+        let fleet = Curve {
+            base: 180.0,
+            w_max: 180.0 / FIT_MARGIN,
+            since: now - Duration::from_secs(1),
+        };
+        l.adopt_fleet_rate(now, fleet);
+        assert_eq!(l.rate(now), Some(fleet.at(now)));
         assert!(l.is_fitted() && l.is_fleet_rate());
-        // …and however long the fleet's rate binds, it stays near it.
-        let mut t = now;
-        for _ in 0..600 {
-            t += Duration::from_millis(100);
-            l.adopt_fleet_rate(t, 180.0);
-            let rate = l.rate(t).unwrap();
-            assert!(rate <= 180.0 * ADOPT_ABOVE, "{rate} after {:?}", t - now);
-        }
         // A higher fleet rate is no reason to go faster.
-        l.adopt_fleet_rate(t, 1000.0);
-        assert!(l.rate(t).unwrap() <= 180.0 * ADOPT_ABOVE);
+        let higher = Curve {
+            base: 1000.0,
+            w_max: 1000.0,
+            since: now,
+        };
+        l.adopt_fleet_rate(now, higher);
+        assert_eq!(l.rate(now), Some(fleet.at(now)));
+        // It climbs with the fleet from then on, never past it (here for
+        // 30 s, as long as a shared rate stands).
+        let mut t = now;
+        for _ in 0..300 {
+            t += Duration::from_millis(100);
+            l.adopt_fleet_rate(t, fleet);
+            let rate = l.rate(t).unwrap();
+            assert!(
+                (rate - fleet.at(t)).abs() < 1e-6 * rate,
+                "{rate} after {:?}",
+                t - now
+            );
+        }
+    }
+
+    #[test]
+    fn the_fleets_curve_stays_near_its_measure_then_probes_past_it() {
+        let now = Instant::now();
+        let fleet = Curve {
+            base: 194.0,
+            w_max: 200.0,
+            since: now,
+        };
+        let at = |s: f64| fleet.at(now + Duration::from_secs_f64(s));
+        assert_eq!(at(0.0), 194.0);
+        // Back at the measure after K = τ ∛(1 − base ÷ W_max)…
+        let k = SHARED_TAU * (1.0 - 194.0_f64 / 200.0).cbrt();
+        assert!((at(k) - 200.0).abs() < 1e-6);
+        // …a percent past it a second later, doubled τ after K: a rate
+        // fixed at 194/s would never find the server's new capacity.
+        assert!(at(k + 1.0) > 200.0 && at(k + 1.0) < 202.5);
+        assert!((at(k + SHARED_TAU) - 400.0).abs() < 1e-3);
+        // Before `since` (a read-back dated a little ahead): the base.
+        assert_eq!(fleet.at(now - Duration::from_millis(5)), 194.0);
     }
 }

@@ -6,14 +6,15 @@
 //! request go, every pace that binds it is reserved in Redis: each
 //! configured [`Limit`] (named after its amount, period and burst, so that
 //! processes configured alike share it) and the request pace the gate
-//! derived (a stated quota's rate, or the learned rate, the lowest any
-//! process published). While Redis is unavailable, the store answers
+//! derived (a stated quota's rate, or the learned rate: the lowest any
+//! process published recently, climbing since). While Redis is unavailable, the store answers
 //! "local" and the local constraints alone decide.
 
 use std::fmt;
 
 use tokio::time::Instant;
 
+use super::learner::Curve;
 use super::limit::Limit;
 use super::meter::Fleet;
 use super::model::{Admit, Need};
@@ -79,13 +80,20 @@ impl Shared {
         self.store.publish_hold(&self.name, until);
     }
 
-    /// The lowest rate a process learned recently.
+    /// The fleet's rate now: the lowest a process measured recently,
+    /// climbed since.
     pub(super) fn rate(&self, now: Instant) -> Option<f64> {
-        self.store.rate(&self.name, now)
+        self.curve(now).map(|c| c.at(now))
     }
 
-    pub(super) fn publish_rate(&self, rate: f64) {
-        self.store.publish_rate(&self.name, rate);
+    /// The fleet's rate, as a curve to climb with.
+    pub(super) fn curve(&self, now: Instant) -> Option<Curve> {
+        self.store.curve(&self.name, now)
+    }
+
+    /// Offers `rate`, set by a measure of `measure`, as the fleet's.
+    pub(super) fn publish_rate(&self, rate: f64, measure: f64) {
+        self.store.publish_rate(&self.name, rate, measure);
     }
 
     pub(super) fn count_accepted(&self) {

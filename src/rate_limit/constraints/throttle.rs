@@ -84,9 +84,9 @@ impl Constraints {
             // Only a measured rate is the fleet's: a guess would be taken
             // by every process as the lowest.
             #[cfg(feature = "redis")]
-            if let (Some(rate), Some(shared)) = (learner.rate(now), &self.shared) {
+            if let (Some((rate, measure)), Some(shared)) = (learner.curve(), &self.shared) {
                 if learner.is_fleet_rate() && (learner.is_measured_now() || probed.is_none()) {
-                    shared.publish_rate(rate);
+                    shared.publish_rate(rate, measure);
                 }
             }
             if !learner.is_measured() && knobs.slow_start && self.slow_start_applies() {

@@ -9,6 +9,7 @@ use tokio::time::Instant;
 
 use super::lease::{Lease, Pace, Segment};
 use super::script::Reply;
+use crate::rate_limit::learner::Curve;
 
 /// A process's share of the fleet's answers is measured over at least this
 /// long, and at least this many of the fleet's answers.
@@ -28,7 +29,8 @@ pub(super) const IDLE: Duration = Duration::from_secs(60);
 /// What this process knows of one key.
 pub(super) struct KeyState {
     pub(super) hold: Option<Instant>,
-    pub(super) rate: Option<(f64, Instant)>,
+    /// The fleet's rate, and until when it stands.
+    pub(super) rate: Option<(Curve, Instant)>,
     pub(super) leases: Vec<(String, Lease)>,
     pub(super) synced: Option<Instant>,
     pub(super) syncing: bool,
@@ -79,7 +81,8 @@ pub(super) enum Job {
         n: u64,
     },
     Hold(Duration),
-    Rate(f64),
+    /// Offer a rate: `(base, w_max)`, see `Curve`.
+    Rate(f64, f64),
     Peek,
 }
 
@@ -236,7 +239,7 @@ impl KeyState {
                 tell = true;
             }
             Job::Peek => self.syncing = false,
-            Job::Hold(_) | Job::Rate(_) => {}
+            Job::Hold(_) | Job::Rate(..) => {}
         }
         let Some(r) = reply else {
             if !self.failing {
@@ -264,10 +267,16 @@ impl KeyState {
                 tell = true;
             }
         }
-        let rate = r
-            .rate
-            .map(|(rate, ttl)| (rate, crate::rate_limit::time::after(now, micros(ttl))));
-        if rate.is_some_and(|(new, _)| self.rate.is_none_or(|(old, _)| new < old)) {
+        let rate = r.rate.map(|sr| {
+            let curve = Curve {
+                base: sr.base,
+                w_max: sr.w_max,
+                since: crate::rate_limit::time::before(now, micros(sr.age)),
+            };
+            (curve, crate::rate_limit::time::after(now, micros(sr.ttl)))
+        });
+        let changed = |new: &Curve, old: &Curve| new.base != old.base || new.w_max != old.w_max;
+        if rate.is_some_and(|(new, _)| self.rate.is_none_or(|(old, _)| changed(&new, &old))) {
             tell = true;
         }
         self.rate = rate;

@@ -16,8 +16,12 @@
 //!   batch is fetched before the last one runs out.
 //! * **Holds** are published (the longest wins) and read back with every
 //!   batch, or every 50 ms while a key is in use.
-//! * **The learned rate** of a key is published too; the lowest one offered
-//!   in the last 30 s wins. So are the responses the server accepted, so that
+//! * **The learned rate** of a key is published too, with the measure it
+//!   came from and when: every process climbs from it alike, as a learner
+//!   does after a measure (CUBIC), so the fleet probes upward together. An
+//!   offer wins if it is below what the standing rate has climbed to (a
+//!   throttle when the climb went past the server), or once that one is
+//!   30 s old. So are the responses the server accepted, so that
 //!   a rate is learned from what the server accepted from all processes,
 //!   not from one.
 //!
@@ -87,6 +91,7 @@ use std::time::Duration;
 use tokio::runtime::Handle;
 use tokio::time::{timeout, Instant};
 
+use super::learner::{Curve, SHARED_TAU};
 pub use error::{ErrorKind, RedisStoreError};
 use keys::{entry, Job, KeyState};
 pub use lease::Pace;
@@ -396,12 +401,18 @@ impl RedisStore {
         hold
     }
 
-    /// The lowest rate published for `key` in the last 30 s, as last read.
+    /// The fleet's rate for `key` at `now`, as last read: the lowest
+    /// offered in the last 30 s, climbed since (see `Curve`).
     #[doc(hidden)]
     pub fn rate(&self, key: &str, now: Instant) -> Option<f64> {
+        self.curve(key, now).map(|c| c.at(now))
+    }
+
+    /// The fleet's rate for `key`, if one stands at `now`.
+    pub(super) fn curve(&self, key: &str, now: Instant) -> Option<Curve> {
         let table = self.inner.lock();
-        let (rate, until) = table.get(key)?.rate?;
-        (until > now).then_some(rate)
+        let (curve, until) = table.get(key)?.rate?;
+        (until > now).then_some(curve)
     }
 
     /// Holds `key` in every process until `until` (unless held longer).
@@ -419,23 +430,39 @@ impl RedisStore {
         }
     }
 
-    /// Offers `rate` as the shared rate of `key`.
+    /// Offers `rate`, set by a measure of `measure` (its `W_max`), as the
+    /// shared rate of `key`, to climb from now on as the learner's does: it
+    /// wins if it is below what the current one has climbed to, or that
+    /// one has expired.
     #[doc(hidden)]
-    pub fn publish_rate(&self, key: &str, rate: f64) {
+    pub fn publish_rate(&self, key: &str, rate: f64, measure: f64) {
         if !(rate.is_finite() && rate > 0.0) {
             return;
         }
+        let w_max = if measure.is_finite() {
+            measure.max(rate)
+        } else {
+            rate
+        };
         let now = Instant::now();
         {
             let mut table = self.inner.lock();
             if let Some(ks) = entry(&mut table, key, now) {
-                if ks.rate.is_none_or(|(r, until)| rate < r || until <= now) {
-                    ks.rate = Some((rate, now + RATE_TTL));
+                if ks
+                    .rate
+                    .is_none_or(|(c, until)| rate < c.at(now) || until <= now)
+                {
+                    let curve = Curve {
+                        base: rate,
+                        w_max,
+                        since: now,
+                    };
+                    ks.rate = Some((curve, now + RATE_TTL));
                 }
             }
         }
         if self.inner.link.health(now) != Health::Down {
-            self.spawn(key, Job::Rate(rate));
+            self.spawn(key, Job::Rate(rate, w_max));
         }
     }
 
@@ -530,8 +557,10 @@ impl Inner {
             Job::Hold(d) => Op::Hold {
                 for_us: u64::try_from(d.as_micros()).unwrap_or(u64::MAX),
             },
-            Job::Rate(rate) => Op::Rate {
-                rate: *rate,
+            Job::Rate(base, w_max) => Op::Rate {
+                base: *base,
+                w_max: *w_max,
+                tau: SHARED_TAU,
                 ttl_us: u64::try_from(RATE_TTL.as_micros()).unwrap_or(u64::MAX),
             },
             Job::Peek => Op::Peek,

@@ -16,8 +16,10 @@ use redis::aio::MultiplexedConnection;
 use redis::{RedisResult, Script};
 
 /// `KEYS[1]`: pace state (hash: `t` = tat µs, `n` = units granted so far);
-/// `KEYS[2]`: hold (string: until µs); `KEYS[3]`: shared rate (hash: `r`,
-/// `e` = expiry µs); `KEYS[4]`: responses accepted by the server, all
+/// `KEYS[2]`: hold (string: until µs); `KEYS[3]`: shared rate (hash: `b` =
+/// the rate set by the measure, `w` = the measure, `s` = when, µs, `k` = τ,
+/// seconds: the rate climbs from `b` as CUBIC does, see `Curve`; `x` =
+/// expiry µs); `KEYS[4]`: responses accepted by the server, all
 /// processes together (hash: `n` = the count, `e` = when it began, µs: a
 /// count that vanished — Redis restarted, or the key expired — and began
 /// again has a new `e`; `g` = how many times a process came back to it
@@ -25,12 +27,23 @@ use redis::{RedisResult, Script};
 /// meanwhile). `ARGV[1]` is the mode, `ARGV[2]` the accepted responses to
 /// add, `ARGV[3]` 1 if the caller comes back so. Every mode answers
 /// `{granted, first, floor, hold, rate, rate_expiry, total, accepted, epoch,
-/// rejoins}` (offsets in µs from the server's now; `rate` a string or nil;
-/// `epoch` 0 while there is no count).
+/// rejoins, measure, rate_age}` (offsets in µs from the server's now; `rate`
+/// and `measure` strings or nil; `epoch` 0 while there is no count).
 const LUA: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local function fmt(x) return string.format('%.0f', x) end
+local function climbed(b, w, s, k)
+  if not (b and w and s and k) or k <= 0 then return b end
+  if w < b then w = b end
+  local kk = k * ((1 - b / w) ^ (1 / 3))
+  local t = (now - s) / 1000000
+  if t < 0 then t = 0 end
+  local x = (t - kk) / k
+  local v = w * (1 + x * x * x)
+  if v < b then v = b end
+  return v
+end
 local mode = ARGV[1]
 local add, rejoin = tonumber(ARGV[2]), tonumber(ARGV[3])
 if add > 0 then
@@ -55,10 +68,12 @@ if mode == 'hold' then
   end
 elseif mode == 'rate' then
   local r = tonumber(ARGV[4])
-  local cur = redis.call('HMGET', KEYS[3], 'r', 'e')
-  local cr, ce = tonumber(cur[1]), tonumber(cur[2])
-  if cr == nil or ce == nil or ce <= now or r <= cr then
-    redis.call('HSET', KEYS[3], 'r', ARGV[4], 'e', fmt(now + tonumber(ARGV[5])))
+  local cur = redis.call('HMGET', KEYS[3], 'b', 'x', 'w', 's', 'k')
+  local cb, cx = tonumber(cur[1]), tonumber(cur[2])
+  if cb == nil or cx == nil or cx <= now
+      or r < climbed(cb, tonumber(cur[3]), tonumber(cur[4]), tonumber(cur[5])) then
+    redis.call('HSET', KEYS[3], 'b', ARGV[4], 'w', ARGV[6], 's', fmt(now), 'k', ARGV[7],
+      'x', fmt(now + tonumber(ARGV[5])))
     redis.call('PEXPIRE', KEYS[3], math.ceil(tonumber(ARGV[5]) / 1000) + 1000)
   end
 elseif mode == 'reserve' then
@@ -74,12 +89,13 @@ elseif mode == 'reserve' then
   redis.call('HSET', KEYS[1], 't', fmt(tat), 'n', fmt(total))
   redis.call('PEXPIRE', KEYS[1], math.ceil((tat - now) / 1000) + tonumber(ARGV[7]))
 end
-local rate, rexp = false, 0
-local cur = redis.call('HMGET', KEYS[3], 'r', 'e')
+local rate, rexp, measure, age = false, 0, false, 0
+local cur = redis.call('HMGET', KEYS[3], 'b', 'x', 'w', 's')
 if cur[1] and tonumber(cur[2]) and tonumber(cur[2]) > now then
-  rate, rexp = cur[1], tonumber(cur[2]) - now
+  rate, rexp, measure = cur[1], tonumber(cur[2]) - now, cur[3] or false
+  age = now - (tonumber(cur[4]) or now)
 end
-return {granted, first, floor, hold - now, rate, rexp, total, acc, epoch, rejoins}
+return {granted, first, floor, hold - now, rate, rexp, total, acc, epoch, rejoins, measure, age}
 "#;
 
 /// How long a pace key outlives its last reservation, in ms: long enough to
@@ -112,8 +128,8 @@ pub(super) struct Reply {
     pub(super) floor: i64,
     /// The key's hold ends this far from now (≤ 0: none).
     pub(super) hold: i64,
-    /// The lowest recent shared rate, and how long it stays valid.
-    pub(super) rate: Option<(f64, i64)>,
+    /// The fleet's shared rate, if one stands.
+    pub(super) rate: Option<SharedRate>,
     /// Units reserved by all clients since the key was created.
     pub(super) total: u64,
     /// Responses accepted, as counted by all clients.
@@ -125,7 +141,31 @@ pub(super) struct Reply {
     pub(super) rejoins: u64,
 }
 
-type Raw = (i64, i64, i64, i64, Option<String>, i64, i64, i64, i64, i64);
+/// The fleet's rate as the server keeps it: set to `base` by a measure of
+/// `w_max`, `age` µs ago, climbing since (see `Curve`); it stands
+/// `ttl` µs more.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct SharedRate {
+    pub(super) base: f64,
+    pub(super) w_max: f64,
+    pub(super) age: i64,
+    pub(super) ttl: i64,
+}
+
+type Raw = (
+    i64,
+    i64,
+    i64,
+    i64,
+    Option<String>,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    Option<String>,
+    i64,
+);
 
 /// One call of the script.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -140,9 +180,15 @@ pub(super) enum Op {
     /// Hold the key for `for_us` from the server's now, unless it already is
     /// for longer.
     Hold { for_us: u64 },
-    /// Offer `rate` as the key's shared rate for `ttl_us`: it wins if lower
-    /// than the current one or that one has expired.
-    Rate { rate: f64, ttl_us: u64 },
+    /// Offer `base` (set by a measure of `w_max`) as the key's shared rate
+    /// for `ttl_us`, climbing with time constant `tau` seconds: it wins if
+    /// lower than the current one has climbed to, or that one has expired.
+    Rate {
+        base: f64,
+        w_max: f64,
+        tau: f64,
+        ttl_us: u64,
+    },
     /// Read the hold and the shared rate.
     Peek,
 }
@@ -182,12 +228,19 @@ impl Calls {
                 .arg(accepted)
                 .arg(u8::from(rejoin))
                 .arg(for_us),
-            Op::Rate { rate, ttl_us } => inv
+            Op::Rate {
+                base,
+                w_max,
+                tau,
+                ttl_us,
+            } => inv
                 .arg("rate")
                 .arg(accepted)
                 .arg(u8::from(rejoin))
-                .arg(format!("{rate:.6}"))
-                .arg(ttl_us),
+                .arg(format!("{base:.6}"))
+                .arg(ttl_us)
+                .arg(format!("{:.6}", w_max.max(base)))
+                .arg(format!("{tau:.6}")),
             Op::Peek => inv.arg("peek").arg(accepted).arg(u8::from(rejoin)),
         };
         let raw: Raw = inv.invoke_async(conn).await?;
@@ -197,12 +250,31 @@ impl Calls {
 
 impl Reply {
     fn from_raw(
-        (granted, first, floor, hold, rate, rate_ttl, total, accepted, epoch, rejoins): Raw,
+        (
+            granted,
+            first,
+            floor,
+            hold,
+            rate,
+            rate_ttl,
+            total,
+            accepted,
+            epoch,
+            rejoins,
+            measure,
+            rate_age,
+        ): Raw,
     ) -> Self {
-        let rate = rate
-            .and_then(|r| r.parse::<f64>().ok())
-            .filter(|r| r.is_finite() && *r > 0.0)
-            .map(|r| (r, rate_ttl));
+        let positive = |r: Option<String>| {
+            r.and_then(|r| r.parse::<f64>().ok())
+                .filter(|r| r.is_finite() && *r > 0.0)
+        };
+        let rate = positive(rate).map(|base| SharedRate {
+            base,
+            w_max: positive(measure).map_or(base, |w| w.max(base)),
+            age: rate_age.max(0),
+            ttl: rate_ttl,
+        });
         Reply {
             granted: u64::try_from(granted).unwrap_or(0),
             first,
