@@ -12,6 +12,7 @@ use http::{HeaderMap, Request, Response, StatusCode};
 
 use crate::circuit::CircuitOpen;
 use crate::headers::{self, Pushback};
+use crate::rate_limit::GateRetryAfter;
 
 /// Why an attempt was judged a failure, as reported in events and tracing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -257,10 +258,26 @@ impl<B, Rb, E: 'static> Classify<Request<B>, Response<Rb>, E> for HttpClassifier
                 Some(open) => classify_response(res.status(), res.headers())
                     .after(open.retry_after)
                     .not_processed(),
-                None => classify_response(res.status(), res.headers()),
+                None => gate_vouched(res, classify_response(res.status(), res.headers())),
             },
             Err(err) => classify_error(err),
         }
+    }
+}
+
+/// A throttle the rate-limit gate below answered with its own, shorter
+/// wait ([`GateRetryAfter`]): the retry waits that, and the gate holds it
+/// until the key has room.
+#[inline]
+fn gate_vouched<Rb>(res: &Response<Rb>, decision: Decision) -> Decision {
+    match (
+        res.extensions().get::<GateRetryAfter>(),
+        decision.retry_after(),
+    ) {
+        (Some(gate), Some(hint)) if decision.is_retryable() => {
+            decision.after(gate.retry_after.min(hint))
+        }
+        _ => decision,
     }
 }
 

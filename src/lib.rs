@@ -70,7 +70,7 @@ pub use extensions::{Deadline, RequestCost};
 pub use jitter::Jitter;
 #[cfg(feature = "redis")]
 pub use rate_limit::RedisStore;
-pub use rate_limit::{LocalRateLimited, RateLimitAware, RateLimitAwareLayer};
+pub use rate_limit::{GateRetryAfter, LocalRateLimited, RateLimitAware, RateLimitAwareLayer};
 pub use retry::{Attempt, BackoffRetryLayer, Idempotency, ReplayBody, RetryRequest};
 pub use rng::BackoffRng;
 pub use schedule::Schedule;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures::stream::StreamExt;
 use rl_server::{get, MockServer, Mode};
 use tokio::time::Instant;
-use tower::{ServiceBuilder, ServiceExt};
+use tower::{Layer, ServiceBuilder, ServiceExt};
 use tower_backoff::{BackoffRetryLayer, RateLimitAwareLayer};
 
 async fn stacked(mode: Mode) {
@@ -49,4 +49,95 @@ async fn all_succeed_under_backoff_retry_with_ratelimit_headers() {
 #[tokio::test(start_paused = true)]
 async fn all_succeed_under_backoff_retry_with_retry_after_only() {
     stacked(Mode::RetryAfter).await;
+}
+
+/// A whole-second `Retry-After` from a token bucket of 100/s is an upper
+/// bound the gate probes; the refused requests' retries need not sleep it
+/// out. The gate marks each refusal with its own wait (`GateRetryAfter`),
+/// the retry layer waits that, and the retry queues in the gate: every
+/// request of a burst far over the bucket is done well within the second
+/// the server named, with few calls wasted.
+#[tokio::test(start_paused = true)]
+async fn retries_of_a_short_hint_wait_in_the_gate_not_the_whole_second() {
+    let server = MockServer::new(Mode::RetryAfter, 100.0, 10.0);
+    let client = ServiceBuilder::new()
+        .layer(BackoffRetryLayer::exponential(
+            Duration::from_millis(100),
+            Duration::from_secs(10),
+        ))
+        .layer(RateLimitAwareLayer::new())
+        .service(server.service());
+    let start = Instant::now();
+    let latencies: Vec<Duration> = futures::stream::iter(0..40)
+        .map(|_| {
+            let client = client.clone();
+            async move {
+                let res = client.oneshot(get("api.example.com")).await.unwrap();
+                assert!(res.status().is_success(), "{}", res.status());
+                start.elapsed()
+            }
+        })
+        .buffer_unordered(40)
+        .collect()
+        .await;
+    let c = server.counts();
+    let last = latencies.iter().max().copied().unwrap_or_default();
+    assert!(c.throttled > 0, "the burst met the bucket: {c:?}");
+    assert!(c.throttled <= 20, "{c:?}");
+    // 40 requests at 100/s after a burst of 10: 0.3 s of the server's rate,
+    // plus the probe's pause and the retry schedule's jitter (up to 100 ms);
+    // a retry that slept out `Retry-After: 1` would end past 1 s.
+    assert!(
+        last < Duration::from_millis(600),
+        "the last ended at {last:?}"
+    );
+}
+
+/// The mark itself: a refusal with `Retry-After: 1` on a key whose rate the
+/// gate learns carries `GateRetryAfter`, shorter than the hint; the
+/// classifier takes it as the wait. The same refusal through a gate with no
+/// learned rate yet, or with a hint the gate holds for, carries none.
+#[tokio::test(start_paused = true)]
+async fn a_probed_refusal_is_marked_with_the_gates_own_wait() {
+    use tower_backoff::classify::{Classify, HttpClassifier};
+    use tower_backoff::GateRetryAfter;
+
+    let server = MockServer::new(Mode::RetryAfter, 100.0, 10.0);
+    let gate = RateLimitAwareLayer::new().layer(server.service());
+    // A burst of 20 at once: 10 accepted, the rest refused with a hint of
+    // one second, which the gate probes.
+    let answers: Vec<_> = futures::stream::iter(0..20)
+        .map(|_| gate.clone().oneshot(get("api.example.com")))
+        .buffer_unordered(20)
+        .collect()
+        .await;
+    let refused: Vec<_> = answers
+        .into_iter()
+        .map(Result::unwrap)
+        .filter(|r| r.status() == 429)
+        .collect();
+    assert!(!refused.is_empty());
+    let marked: Vec<_> = refused
+        .iter()
+        .filter_map(|r| r.extensions().get::<GateRetryAfter>())
+        .collect();
+    assert!(!marked.is_empty(), "no refusal marked");
+    for m in &marked {
+        assert!(m.retry_after < Duration::from_secs(1), "{m:?}");
+    }
+    let res = refused
+        .iter()
+        .find(|r| r.extensions().get::<GateRetryAfter>().is_some())
+        .unwrap();
+    let req = get("api.example.com");
+    let decision = HttpClassifier.classify(&req, Ok::<_, &std::convert::Infallible>(res));
+    assert_eq!(
+        decision.retry_after(),
+        Some(
+            res.extensions()
+                .get::<GateRetryAfter>()
+                .unwrap()
+                .retry_after
+        )
+    );
 }

@@ -144,8 +144,9 @@ impl Constraints {
     }
 
     /// With a store: the request pace to reserve at, shared by all
-    /// processes — a stated quota's rate, else the lower of this process's
-    /// learned rate (if the fleet's) and the fleet's shared one.
+    /// processes — a stated quota's rate, else the fleet's shared learned
+    /// rate, else this process's own if it was measured from the fleet's
+    /// count.
     #[cfg(feature = "redis")]
     fn shared_pace(
         &self,
@@ -166,10 +167,11 @@ impl Constraints {
             .as_ref()
             .filter(|l| l.is_fitted() && l.is_fleet_rate())
             .and_then(|l| l.rate(now));
-        let rate = match (learned, shared.rate(now)) {
-            (Some(a), Some(b)) => a.min(b),
-            (a, b) => a.or(b)?,
-        };
+        // The fleet's rate, where one stands, is what every process paces
+        // at: one process's own lower measure (or a rough cut of it) would
+        // slow the shared reservation for all of them (each reservation
+        // advances it at the rate it names).
+        let rate = shared.rate(now).or(learned)?;
         Some(super::store::Pace { rate, burst: 1.0 })
     }
 

@@ -19,6 +19,7 @@ use tower_service::Service;
 
 use super::permit::{FastPermit, Permit, Waiting};
 use super::refusal::Refusal;
+use super::GateRetryAfter;
 
 pin_project! {
     /// Response future of [`RateLimitAware`](super::RateLimitAware).
@@ -115,20 +116,30 @@ where
         loop {
             match state.as_mut().project() {
                 StateProj::Fast { fut, permit } => {
-                    let result = ready!(fut.poll(cx));
-                    if let (Ok(res), Some(permit)) = (&result, permit.take()) {
-                        permit.finish_response(res.status(), res.headers());
+                    let mut result = ready!(fut.poll(cx));
+                    if let (Ok(res), Some(permit)) = (&mut result, permit.take()) {
+                        if let Some(wait) = permit.finish_response(res.status(), res.headers()) {
+                            vouch(res, wait);
+                        }
                     }
                     // An error teaches a lane nothing: nothing was taken.
                     state.set(State::Done);
                     return Poll::Ready(result);
                 }
                 StateProj::Calling { fut, permit } => {
-                    let result = ready!(fut.poll(cx));
+                    let mut result = ready!(fut.poll(cx));
                     if let Some(permit) = permit.take() {
-                        match &result {
-                            Ok(res) => permit.finish_response(res.status(), res.headers()),
-                            Err(_) => permit.finish(None),
+                        match &mut result {
+                            Ok(res) => {
+                                if let Some(wait) =
+                                    permit.finish_response(res.status(), res.headers())
+                                {
+                                    vouch(res, wait);
+                                }
+                            }
+                            Err(_) => {
+                                permit.finish(None);
+                            }
                         }
                     }
                     state.set(State::Done);
@@ -186,6 +197,14 @@ where
             }
         }
     }
+}
+
+/// A throttle whose hint the gate reads as an upper bound: the response
+/// says when the gate expects a retry could go.
+#[cold]
+fn vouch<Rb>(res: &mut Response<Rb>, wait: Duration) {
+    res.extensions_mut()
+        .insert(GateRetryAfter { retry_after: wait });
 }
 
 /// Takes the held request out of `state` (leaving it `Done`).

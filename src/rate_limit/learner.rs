@@ -34,7 +34,7 @@ use super::time::{after, after_secs, before, secs_between};
 use crate::duration::from_secs_f64;
 
 /// Multiplicative decrease on a throttle without a usable fit (AWS, CUBIC).
-const BETA: f64 = 0.7;
+pub(super) const BETA: f64 = 0.7;
 /// Pace this far under a fitted rate.
 const FIT_MARGIN: f64 = 0.97;
 /// …or this far when one of the two periods was slow start, which leaves
@@ -49,9 +49,9 @@ const MAX_RATE: f64 = 1e7;
 /// Time for the rate to double past the last measure after a good fit or
 /// measure, after a guess, and after the first period's cautious guess.
 const PROBE_FITTED: f64 = 4.5;
-const PROBE_GUESSED: f64 = 2.0;
-const PROBE_HINTED: f64 = 0.25;
-/// A key adopts the fleet's rate once its own climbed this far past it.
+pub(super) const PROBE_GUESSED: f64 = 2.0;
+const PROBE_HINTED: f64 = 0.12;
+/// A key adopts the fleet's rate once its own strays this far from it.
 const ADOPT_ABOVE: f64 = 1.05;
 /// Accepted requests a measure needs to be believed as it is.
 const MEASURED: f64 = 8.0;
@@ -165,12 +165,13 @@ impl Learner {
         ))
     }
 
-    /// The rate set by the last throttle and the measure it climbs back to
-    /// (`base`, `W_max`): what a store shares as the fleet's [`Curve`].
+    /// The rate set by the last throttle, the measure it climbs back to
+    /// and how fast (`base`, `W_max`, τ): what a store shares as the
+    /// fleet's [`Curve`].
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub(super) fn curve(&self) -> Option<(f64, f64)> {
+    pub(super) fn curve(&self) -> Option<(f64, f64, f64)> {
         let base = self.base?;
-        Some((base, self.w_max.max(base)))
+        Some((base, self.w_max.max(base), self.tau))
     }
 
     /// Whether the rate was measured or fitted (a probe may then cut a
@@ -194,23 +195,29 @@ impl Learner {
         self.fleet
     }
 
-    /// The fleet's rate, shared through a store, is below this process's:
-    /// the fleet is paced at it, so this one's climb past it would go
-    /// unchecked (no throttle comes while the shared rate binds) and run
-    /// away — to burst when the shared rate ends (it expires, or Redis
-    /// restarts). The key takes the fleet's curve as its own, measured:
-    /// it climbs with the fleet from then on.
+    /// The fleet's rate, shared through a store, is what the fleet is
+    /// paced at. A process's own rate above it would climb unchecked (no
+    /// throttle comes while the shared rate binds) and run away — to burst
+    /// when the shared rate ends (it expires, or Redis restarts); one
+    /// below it (a measure of its own that the fleet's average outweighed,
+    /// or a rough cut) would pace this process alone slower than the
+    /// others once they are done. A key whose rate strays 5 % from the
+    /// fleet's takes the fleet's curve as its own, measured: it climbs with
+    /// the fleet from then on.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(super) fn adopt_fleet_rate(&mut self, now: Instant, fleet: Curve) {
         let rate = fleet.at(now);
         if !(rate.is_finite() && rate > 0.0 && fleet.base.is_finite() && fleet.base > 0.0) {
             return;
         }
-        if self.rate(now).is_some_and(|mine| mine > rate * ADOPT_ABOVE) {
+        if self
+            .rate(now)
+            .is_some_and(|mine| mine > rate * ADOPT_ABOVE || mine * ADOPT_ABOVE < rate)
+        {
             let base = fleet.base.clamp(MIN_RATE, MAX_RATE);
             self.base = Some(base);
             self.w_max = fleet.w_max.clamp(base, MAX_RATE);
-            self.tau = SHARED_TAU;
+            self.tau = fleet.tau;
             self.fitted = true;
             self.fleet = true;
             self.rough = false;
@@ -371,13 +378,9 @@ fn cubic(base: f64, w_max: f64, tau: f64, secs: f64) -> f64 {
     (w_max * (1.0 + x * x * x)).clamp(base.min(w_max), MAX_RATE)
 }
 
-/// How fast a rate shared through a store climbs: as a fitted one does.
-#[cfg_attr(not(feature = "redis"), allow(dead_code))]
-pub(super) const SHARED_TAU: f64 = PROBE_FITTED;
-
 /// The fleet's rate, shared through a store: a measure's `base` and
-/// `w_max`, climbing from `since` as this process's own rate climbs after
-/// a measure (τ = [`SHARED_TAU`]). Every process computes the same curve
+/// `w_max`, climbing from `since` with time constant `tau` as the
+/// measuring process's own rate climbs after it. Every process computes the same curve
 /// from the same record, so the fleet probes upward together — a rate
 /// fixed until it expired would pin every process at one measure, however
 /// low it read, and never find capacity the server adds.
@@ -386,6 +389,7 @@ pub(super) const SHARED_TAU: f64 = PROBE_FITTED;
 pub(super) struct Curve {
     pub(super) base: f64,
     pub(super) w_max: f64,
+    pub(super) tau: f64,
     pub(super) since: Instant,
 }
 
@@ -393,12 +397,12 @@ pub(super) struct Curve {
 impl Curve {
     /// The rate at `now`.
     pub(super) fn at(&self, now: Instant) -> f64 {
-        cubic(
-            self.base,
-            self.w_max,
-            SHARED_TAU,
-            secs_between(self.since, now),
-        )
+        let tau = if self.tau.is_finite() && self.tau > 0.0 {
+            self.tau
+        } else {
+            PROBE_FITTED
+        };
+        cubic(self.base, self.w_max, tau, secs_between(self.since, now))
     }
 }
 
@@ -592,7 +596,7 @@ mod tests {
     }
 
     #[test]
-    fn a_key_held_under_a_lower_fleet_rate_does_not_climb_past_it() {
+    fn a_key_follows_the_fleets_rate_and_does_not_climb_past_it() {
         let now = Instant::now();
         let mut l = Learner::new(now);
         l.on_throttle(now, period(0.1, 20.0));
@@ -602,18 +606,31 @@ mod tests {
         let fleet = Curve {
             base: 180.0,
             w_max: 180.0 / FIT_MARGIN,
+            tau: PROBE_FITTED,
             since: now - Duration::from_secs(1),
         };
         l.adopt_fleet_rate(now, fleet);
         assert_eq!(l.rate(now), Some(fleet.at(now)));
         assert!(l.is_fitted() && l.is_fleet_rate());
-        // A higher fleet rate is no reason to go faster.
+        // A fleet rate within 5 % changes nothing; one further above (this
+        // key's measure was the low one of the fleet's) is taken too: the
+        // fleet is paced at it, and so is this process when alone.
+        let mine = l.rate(now);
+        let near = Curve {
+            base: 185.0,
+            ..fleet
+        };
+        l.adopt_fleet_rate(now, near);
+        assert_eq!(l.rate(now), mine);
         let higher = Curve {
-            base: 1000.0,
-            w_max: 1000.0,
+            base: 240.0,
+            w_max: 240.0,
+            tau: PROBE_FITTED,
             since: now,
         };
         l.adopt_fleet_rate(now, higher);
+        assert_eq!(l.rate(now), Some(240.0));
+        l.adopt_fleet_rate(now, fleet);
         assert_eq!(l.rate(now), Some(fleet.at(now)));
         // It climbs with the fleet from then on, never past it (here for
         // 30 s, as long as a shared rate stands).
@@ -636,17 +653,18 @@ mod tests {
         let fleet = Curve {
             base: 194.0,
             w_max: 200.0,
+            tau: PROBE_FITTED,
             since: now,
         };
         let at = |s: f64| fleet.at(now + Duration::from_secs_f64(s));
         assert_eq!(at(0.0), 194.0);
         // Back at the measure after K = τ ∛(1 − base ÷ W_max)…
-        let k = SHARED_TAU * (1.0 - 194.0_f64 / 200.0).cbrt();
+        let k = PROBE_FITTED * (1.0 - 194.0_f64 / 200.0).cbrt();
         assert!((at(k) - 200.0).abs() < 1e-6);
         // …a percent past it a second later, doubled τ after K: a rate
         // fixed at 194/s would never find the server's new capacity.
         assert!(at(k + 1.0) > 200.0 && at(k + 1.0) < 202.5);
-        assert!((at(k + SHARED_TAU) - 400.0).abs() < 1e-3);
+        assert!((at(k + PROBE_FITTED) - 400.0).abs() < 1e-3);
         // Before `since` (a read-back dated a little ahead): the base.
         assert_eq!(fleet.at(now - Duration::from_millis(5)), 194.0);
     }

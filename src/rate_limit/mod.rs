@@ -44,12 +44,15 @@
 //!   `Retry-After` of one second or less counts whole seconds, so a limiter
 //!   whose next slot is 10 ms away can only round it up to `1` — an upper
 //!   bound, not a measurement. On a key whose rate the gate learns (no
-//!   stated quota paces it, the hint names no resource, no shared store),
+//!   stated quota paces it, the hint names no resource),
 //!   such a hint is *probed*: the key pauses a few intervals of the learned
 //!   rate, then one request goes alone; if the server accepts it, the key
 //!   goes on at the learned rate, and if it refuses it, the hint was meant
 //!   and the key is held for it. The refused request itself is answered
-//!   with its hint at once, so a retry layer waits it out. Longer hints,
+//!   with its hint at once, marked with the gate's own, shorter wait
+//!   ([`GateRetryAfter`]): a retry layer above (its default classifier)
+//!   sends the retry back after that, to wait in the gate's line rather
+//!   than sleep out the whole second. Longer hints,
 //!   quotas' resets and gRPC pushback are holds as always.
 //! * **Stated quotas**, every one apart: requests and tokens, each IETF
 //!   policy by name, each resource's. The gate keeps an estimate of what the
@@ -188,7 +191,7 @@ pub use service::RateLimitAware;
 pub use store::{ErrorKind as RedisErrorKind, RedisStore, RedisStoreError};
 #[cfg(feature = "redis")]
 #[doc(hidden)]
-pub use store::{Notify, Pace, Reservation};
+pub use store::{Notify, Offer, Pace, Reservation};
 
 /// Marks a `429 Too Many Requests` made by the gate itself, in the response's
 /// extensions, so that callers can tell it from a server's 429: the request
@@ -208,6 +211,37 @@ pub struct LocalRateLimited {
     /// How long the request would have had to wait (its `Retry-After`,
     /// before rounding up to whole seconds).
     pub wait: Duration,
+}
+
+/// Set by the gate on a server's throttle whose wait hint it reads as an
+/// upper bound: when, by the gate's own reading of the key, a retry of the
+/// request could go. [`HttpClassifier`](crate::classify::HttpClassifier)
+/// takes it as the wait in place of the server's, so that
+/// [`BackoffRetryLayer`](crate::BackoffRetryLayer) above the gate does not
+/// sleep out a whole second the server only rounded up to.
+///
+/// `Retry-After` counts whole seconds: a server whose next slot is 10 ms
+/// away can only say `1`. The gate tests such a hint (a pause of a few
+/// intervals of the rate it learns, then one probe) and paces the key
+/// itself; a retry that comes back early waits in the gate's line, and
+/// goes when the gate lets it — at once if the probe was accepted, at the
+/// end of the hint if it was refused. Only a hint of one second or less,
+/// and only when the gate's figure is the shorter, is vouched for this way.
+///
+/// ```
+/// # use http::Response;
+/// use tower_backoff::GateRetryAfter;
+/// # let res: Response<()> = Response::new(());
+/// if let Some(gate) = res.extensions().get::<GateRetryAfter>() {
+///     println!("the server said wait; the gate expects room in {:?}", gate.retry_after);
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GateRetryAfter {
+    /// How long until the gate expects to let a retry of the request go,
+    /// behind the requests already waiting, from when the answer came.
+    pub retry_after: Duration,
 }
 
 /// A snapshot of a gate's shared state, from

@@ -45,25 +45,28 @@ pub(crate) struct FastPermit {
 
 impl FastPermit {
     /// The inner service answered with `status` and `headers`: a plain
-    /// answer is one increment; anything else goes to the table.
+    /// answer is one increment; anything else goes to the table. Returns
+    /// the gate's own wait for a retry (see [`Permit::finish`]).
     #[inline]
-    pub(crate) fn finish_response(self, status: StatusCode, headers: &HeaderMap) {
+    pub(crate) fn finish_response(
+        self,
+        status: StatusCode,
+        headers: &HeaderMap,
+    ) -> Option<Duration> {
         if Outcome::is_plain(status, headers) && self.at.count_accepted(&self.grant) {
-            return;
+            return None;
         }
-        self.finish_news(status, headers);
+        self.finish_news(status, headers)
     }
 
     #[cold]
-    fn finish_news(self, status: StatusCode, headers: &HeaderMap) {
-        self.finish(&Outcome::read(status, headers));
+    fn finish_news(self, status: StatusCode, headers: &HeaderMap) -> Option<Duration> {
+        self.finish(&Outcome::read(status, headers))
     }
 
     /// The answer, read, goes to the table, if the gate is still there.
-    pub(crate) fn finish(self, outcome: &Outcome) {
-        if let Some(gate) = Gate::by_salt(self.at.salt) {
-            gate.complete_fast(self.grant, outcome);
-        }
+    pub(crate) fn finish(self, outcome: &Outcome) -> Option<Duration> {
+        Gate::by_salt(self.at.salt)?.complete_fast(self.grant, outcome)
     }
 }
 
@@ -121,18 +124,26 @@ impl Permit {
     }
 
     /// The inner service answered with `status` and `headers`.
-    pub(crate) fn finish_response(self, status: StatusCode, headers: &HeaderMap) {
-        self.finish(Some(&Outcome::read(status, headers)));
+    pub(crate) fn finish_response(
+        self,
+        status: StatusCode,
+        headers: &HeaderMap,
+    ) -> Option<Duration> {
+        self.finish(Some(&Outcome::read(status, headers)))
     }
 
-    /// The inner service answered (or failed, with `None`).
-    pub(crate) fn finish(mut self, outcome: Option<&Outcome>) {
+    /// The inner service answered (or failed, with `None`). For a throttle
+    /// whose short hint the gate reads as an upper bound, returns when a
+    /// retry could go by the gate's reading of the key, if sooner than the
+    /// hint: the response carries it as
+    /// [`GateRetryAfter`](super::GateRetryAfter).
+    pub(crate) fn finish(mut self, outcome: Option<&Outcome>) -> Option<Duration> {
         self.done = true;
         let finish = match outcome {
             Some(outcome) => Finish::Answered(outcome),
             None => Finish::Failed,
         };
-        self.gate.complete(self.key, self.grant, finish);
+        self.gate.complete(self.key, self.grant, finish)
     }
 }
 

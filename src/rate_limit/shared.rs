@@ -18,7 +18,7 @@ use super::learner::Curve;
 use super::limit::Limit;
 use super::meter::Fleet;
 use super::model::{Admit, Need};
-use super::store::{Pace, RedisStore, Reservation};
+use super::store::{Offer, Pace, RedisStore, Reservation};
 use crate::headers::Unit;
 
 /// Pace this far under a stated quota's rate: a little headroom in the
@@ -91,9 +91,24 @@ impl Shared {
         self.store.curve(&self.name, now)
     }
 
-    /// Offers `rate`, set by a measure of `measure`, as the fleet's.
-    pub(super) fn publish_rate(&self, rate: f64, measure: f64) {
-        self.store.publish_rate(&self.name, rate, measure);
+    /// Offers `rate`, set by a measure of `measure` and climbing with time
+    /// constant `tau` seconds, as the fleet's.
+    pub(super) fn publish_rate(&self, rate: f64, measure: f64, tau: f64) {
+        self.store
+            .publish_rate(&self.name, Offer::measure(rate, measure, tau));
+    }
+
+    /// A throttle measured nothing (it came too soon after the last) while
+    /// the fleet's rate stands: offers that rate cut by β (as AWS's and
+    /// CUBIC's multiplicative decrease), climbing back as after a guess.
+    /// The store takes it only once the standing rate is older than one
+    /// throttle's episode: the stragglers of the throttle that set it (in
+    /// flight then, or released before every process had read it) are no
+    /// news; repeated throttles after it are.
+    pub(super) fn offer_cut(&self, now: Instant) {
+        if let Some(rate) = self.rate(now) {
+            self.store.publish_rate(&self.name, Offer::cut(rate));
+        }
     }
 
     pub(super) fn count_accepted(&self) {

@@ -26,7 +26,11 @@
 //!   every process for the rest of the hint.
 //!
 //! Either way the refused request itself is answered at once with its hint,
-//! so a retry layer above waits it out for that request. A probe costs at
+//! marked with the gate's own reading of when a retry could go
+//! ([`GateRetryAfter`](super::GateRetryAfter): behind the requests already
+//! waiting, after the probe's pause): a retry layer above waits that, not
+//! the whole hint, and the retry waits in the gate's line for the probe's
+//! answer like any other request. A probe costs at
 //! most one wasted call per hint (a few with a store); a longer hint (GitHub's secondary limit's
 //! `Retry-After: 60`), a hint scoped to one resource, one explained by a
 //! quota the server stated, or one on a key a stated quota paces is a hold

@@ -19,6 +19,7 @@ use super::lane::{FastGrant, Lanes};
 use super::limit::Limit;
 use super::model::{Admit, Grant, Knobs, Limited, Need, Uncounted};
 use super::response::Outcome;
+use super::short_hint::SHORT_HINT;
 use super::time::after;
 use super::GateStats;
 use crate::key::{KeyHasher as HashKeys, KeyMap};
@@ -285,23 +286,32 @@ impl Gate {
         });
     }
 
-    pub(super) fn complete(&self, key: u64, grant: Grant, finish: Finish<'_>) {
+    /// A granted release ended; for an answer, what [`Gate::learn`]
+    /// returns.
+    pub(super) fn complete(&self, key: u64, grant: Grant, finish: Finish<'_>) -> Option<Duration> {
         self.with_entry(key, |entry, now, wake| match finish {
-            Finish::Unsent => entry.ungrant(now, grant),
-            Finish::Failed => entry.land(grant),
+            Finish::Unsent => {
+                entry.ungrant(now, grant);
+                None
+            }
+            Finish::Failed => {
+                entry.land(grant);
+                None
+            }
             Finish::Answered(outcome) => {
                 let uncounted = entry.not_yet_counted(now, grant);
                 entry.land(grant);
-                self.learn(key, entry, now, wake, outcome, grant, uncounted);
+                self.learn(key, entry, now, wake, outcome, grant, uncounted)
             }
-        });
+        })
+        .flatten()
     }
 
     /// The answer to a release through an open lane carried news (a
     /// throttle, an outage, rate-limit headers), or came after the lane
     /// closed: the table takes it as it takes any answer, for a request it
     /// did not track in flight.
-    pub(super) fn complete_fast(&self, grant: FastGrant, outcome: &Outcome) {
+    pub(super) fn complete_fast(&self, grant: FastGrant, outcome: &Outcome) -> Option<Duration> {
         let released_at = self.lanes.released_at(&grant);
         let key = grant.key;
         self.with_entry(key, |entry, now, wake| {
@@ -312,13 +322,16 @@ impl Gate {
                 need: Need::default(),
             };
             let uncounted = Uncounted::default();
-            self.learn(key, entry, now, wake, outcome, grant, uncounted);
-        });
+            self.learn(key, entry, now, wake, outcome, grant, uncounted)
+        })
+        .flatten()
     }
 
     /// What an answer to `grant` teaches `key`'s entry: its constraints,
     /// the resource of its route, and, if the key became limited, a sweep
-    /// of the waiters that can no longer make their bounds.
+    /// of the waiters that can no longer make their bounds. Returns, for a
+    /// throttle whose short hint the gate reads as an upper bound, when a
+    /// retry of the request could go (see [`retry_wait`]).
     #[allow(clippy::too_many_arguments)]
     fn learn(
         &self,
@@ -329,7 +342,7 @@ impl Gate {
         outcome: &Outcome,
         grant: Grant,
         uncounted: Uncounted,
-    ) {
+    ) -> Option<Duration> {
         let next_seq = entry.next_seq();
         let (limited, named) = entry.constraints.on_response(
             now,
@@ -346,6 +359,7 @@ impl Gate {
             trace_limited(key, limited, entry.queue.len());
             entry.sweep(now, wake);
         }
+        retry_wait(entry, now, outcome, &grant.need)
     }
 
     /// News from the store about a key (`{prefix}:{key hex}`): pump it.
@@ -359,23 +373,28 @@ impl Gate {
 
     /// Runs `f` on `key`'s entry, then pumps it; wakers are called after
     /// the lock is released.
-    fn with_entry(&self, key: u64, f: impl FnOnce(&mut Entry, Instant, &mut Vec<Waker>)) {
+    /// What `f` returned, or `None` for a key no longer in the table.
+    fn with_entry<T>(
+        &self,
+        key: u64,
+        f: impl FnOnce(&mut Entry, Instant, &mut Vec<Waker>) -> T,
+    ) -> Option<T> {
         let now = Instant::now();
         let knobs = self.config.knobs();
         let mut wake = Vec::new();
-        {
+        let out = {
             let mut guard = self.lock();
-            let Some(entry) = guard.entries.get_mut(&key) else {
-                return;
-            };
+            let entry = guard.entries.get_mut(&key)?;
             self.fold(key, entry);
-            f(entry, now, &mut wake);
+            let out = f(entry, now, &mut wake);
             entry.pump(now, knobs, None, &mut wake);
             self.settle(key, entry, now);
-        }
+            out
+        };
         for w in wake {
             w.wake();
         }
+        Some(out)
     }
 
     pub(crate) fn stats(&self) -> GateStats {
@@ -475,6 +494,28 @@ impl State {
             "rate limit: evicted idle keys"
         );
     }
+}
+
+/// When a retry of a throttled request could first go, by the gate's own
+/// reading of its key, if that is sooner than the server's hint: only for a
+/// hint of [`SHORT_HINT`] or less, which counts whole seconds and so is an
+/// upper bound the gate tests (see [`super::short_hint`]). The requests
+/// already waiting are not counted: the key's pace may be a guess still
+/// ramping up, and a retry that comes back early only waits in the gate's
+/// line, which, not this figure, decides when it goes.
+fn retry_wait(entry: &Entry, now: Instant, outcome: &Outcome, need: &Need) -> Option<Duration> {
+    let hint = outcome
+        .hold
+        .filter(|h| outcome.throttled && *h <= SHORT_HINT)?;
+    let mine = Uncounted {
+        requests: 1,
+        tokens: need.cost,
+    };
+    let wait = entry
+        .constraints
+        .estimate(now, mine, need)
+        .saturating_duration_since(now);
+    (wait < hint).then_some(wait)
 }
 
 fn trace_limited(key: u64, limited: Limited, waiting: usize) {

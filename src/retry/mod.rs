@@ -288,7 +288,13 @@ impl<C> BackoffRetryLayer<C> {
     /// within the cap, so that requests released by the same whole-second
     /// `Retry-After` do not return in the same instant. A server asking for
     /// longer than the cap gets its response returned at once instead of a
-    /// long sleep ([`GiveUp::RetryAfterTooLong`]).
+    /// long sleep ([`GiveUp::RetryAfterTooLong`]). One exception: a
+    /// [`RateLimitAwareLayer`](crate::RateLimitAwareLayer) below that reads a
+    /// short hint as an upper bound (a whole-second `Retry-After` it probes)
+    /// marks the response with its own, shorter wait
+    /// ([`GateRetryAfter`](crate::GateRetryAfter)), and the default
+    /// classifier takes that instead: the retry then waits in the gate,
+    /// which lets it go when the key has room.
     pub fn honor_retry_after(mut self, honor: bool) -> Self {
         self.config_mut().honor_retry_after = honor;
         self

@@ -82,11 +82,15 @@ impl Constraints {
             let learner = self.learner.get_or_insert_with(|| Learner::new(now));
             learner.on_throttle(now, period);
             // Only a measured rate is the fleet's: a guess would be taken
-            // by every process as the lowest.
+            // by every process as the lowest. A throttle too soon after the
+            // last to measure anything, while the fleet's rate stands, says
+            // that rate is too high: the fleet cuts it (see `offer_cut`).
             #[cfg(feature = "redis")]
-            if let (Some((rate, measure)), Some(shared)) = (learner.curve(), &self.shared) {
+            if let (Some((rate, measure, tau)), Some(shared)) = (learner.curve(), &self.shared) {
                 if learner.is_fleet_rate() && (learner.is_measured_now() || probed.is_none()) {
-                    shared.publish_rate(rate, measure);
+                    shared.publish_rate(rate, measure, tau);
+                } else if learner.is_fitted() && !learner.is_measured_now() {
+                    shared.offer_cut(now);
                 }
             }
             if !learner.is_measured() && knobs.slow_start && self.slow_start_applies() {

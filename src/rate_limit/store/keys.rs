@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::lease::{Lease, Pace, Segment};
+use super::offer::Offer;
 use super::script::Reply;
 use crate::rate_limit::learner::Curve;
 
@@ -81,8 +82,8 @@ pub(super) enum Job {
         n: u64,
     },
     Hold(Duration),
-    /// Offer a rate: `(base, w_max)`, see `Curve`.
-    Rate(f64, f64),
+    /// Offer a rate.
+    Rate(Offer),
     Peek,
 }
 
@@ -271,11 +272,12 @@ impl KeyState {
             let curve = Curve {
                 base: sr.base,
                 w_max: sr.w_max,
+                tau: sr.tau,
                 since: crate::rate_limit::time::before(now, micros(sr.age)),
             };
             (curve, crate::rate_limit::time::after(now, micros(sr.ttl)))
         });
-        let changed = |new: &Curve, old: &Curve| new.base != old.base || new.w_max != old.w_max;
+        let changed = |new: &Curve, old: &Curve| (new.base, new.w_max) != (old.base, old.w_max);
         if rate.is_some_and(|(new, _)| self.rate.is_none_or(|(old, _)| changed(&new, &old))) {
             tell = true;
         }

@@ -17,11 +17,14 @@
 //! * **Holds** are published (the longest wins) and read back with every
 //!   batch, or every 50 ms while a key is in use.
 //! * **The learned rate** of a key is published too, with the measure it
-//!   came from and when: every process climbs from it alike, as a learner
-//!   does after a measure (CUBIC), so the fleet probes upward together. An
-//!   offer wins if it is below what the standing rate has climbed to (a
-//!   throttle when the climb went past the server), or once that one is
-//!   30 s old. So are the responses the server accepted, so that
+//!   came from and when: every process paces at it and climbs from it
+//!   alike, as a learner does after a measure (CUBIC), so the fleet probes
+//!   upward together. Measures of one throttle by several processes (within
+//!   250 ms) are averaged; a later offer wins if it is below what the
+//!   standing rate has climbed to (a throttle when the climb went past the
+//!   server), or once that one is 30 s old; a throttle that measured
+//!   nothing, after that one's episode, cuts it by 30 %. So are the
+//!   responses the server accepted, so that
 //!   a rate is learned from what the server accepted from all processes,
 //!   not from one.
 //!
@@ -81,6 +84,7 @@ mod error;
 mod keys;
 mod lease;
 mod link;
+mod offer;
 mod script;
 
 use std::collections::HashMap;
@@ -91,12 +95,14 @@ use std::time::Duration;
 use tokio::runtime::Handle;
 use tokio::time::{timeout, Instant};
 
-use super::learner::{Curve, SHARED_TAU};
+use super::learner::Curve;
 pub use error::{ErrorKind, RedisStoreError};
 use keys::{entry, Job, KeyState};
 pub use lease::Pace;
 use lease::Take;
 use link::{Backoff, Health, Link};
+#[doc(hidden)]
+pub use offer::Offer;
 use script::{Calls, Keys, Op, Reply};
 
 /// Called with a key (as given to the store) when something about it landed:
@@ -431,38 +437,25 @@ impl RedisStore {
     }
 
     /// Offers `rate`, set by a measure of `measure` (its `W_max`), as the
-    /// shared rate of `key`, to climb from now on as the learner's does: it
-    /// wins if it is below what the current one has climbed to, or that
-    /// one has expired.
+    /// shared rate of `key`, to climb from now on as the learner's does
+    /// (CUBIC, time constant `tau` seconds): it wins if it is below what
+    /// the current one has climbed to, or that one has expired.
     #[doc(hidden)]
-    pub fn publish_rate(&self, key: &str, rate: f64, measure: f64) {
-        if !(rate.is_finite() && rate > 0.0) {
+    pub fn publish_rate(&self, key: &str, offer: Offer) {
+        if !offer.is_valid() {
             return;
         }
-        let w_max = if measure.is_finite() {
-            measure.max(rate)
-        } else {
-            rate
-        };
         let now = Instant::now();
         {
             let mut table = self.inner.lock();
             if let Some(ks) = entry(&mut table, key, now) {
-                if ks
-                    .rate
-                    .is_none_or(|(c, until)| rate < c.at(now) || until <= now)
-                {
-                    let curve = Curve {
-                        base: rate,
-                        w_max,
-                        since: now,
-                    };
-                    ks.rate = Some((curve, now + RATE_TTL));
+                if offer.replaces(ks.rate, now) {
+                    ks.rate = Some((offer.curve(now), now + RATE_TTL));
                 }
             }
         }
         if self.inner.link.health(now) != Health::Down {
-            self.spawn(key, Job::Rate(rate, w_max));
+            self.spawn(key, Job::Rate(offer));
         }
     }
 
@@ -557,10 +550,8 @@ impl Inner {
             Job::Hold(d) => Op::Hold {
                 for_us: u64::try_from(d.as_micros()).unwrap_or(u64::MAX),
             },
-            Job::Rate(base, w_max) => Op::Rate {
-                base: *base,
-                w_max: *w_max,
-                tau: SHARED_TAU,
+            Job::Rate(offer) => Op::Rate {
+                offer: *offer,
                 ttl_us: u64::try_from(RATE_TTL.as_micros()).unwrap_or(u64::MAX),
             },
             Job::Peek => Op::Peek,

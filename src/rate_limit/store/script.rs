@@ -15,11 +15,13 @@
 use redis::aio::MultiplexedConnection;
 use redis::{RedisResult, Script};
 
+use super::offer::{Offer, EPISODE};
+
 /// `KEYS[1]`: pace state (hash: `t` = tat µs, `n` = units granted so far);
 /// `KEYS[2]`: hold (string: until µs); `KEYS[3]`: shared rate (hash: `b` =
 /// the rate set by the measure, `w` = the measure, `s` = when, µs, `k` = τ,
-/// seconds: the rate climbs from `b` as CUBIC does, see `Curve`; `x` =
-/// expiry µs); `KEYS[4]`: responses accepted by the server, all
+/// seconds: the rate climbs from `b` as CUBIC does, see `Curve`; `n` = the
+/// measures of one throttle averaged in it; `x` = expiry µs); `KEYS[4]`: responses accepted by the server, all
 /// processes together (hash: `n` = the count, `e` = when it began, µs: a
 /// count that vanished — Redis restarted, or the key expired — and began
 /// again has a new `e`; `g` = how many times a process came back to it
@@ -27,8 +29,8 @@ use redis::{RedisResult, Script};
 /// meanwhile). `ARGV[1]` is the mode, `ARGV[2]` the accepted responses to
 /// add, `ARGV[3]` 1 if the caller comes back so. Every mode answers
 /// `{granted, first, floor, hold, rate, rate_expiry, total, accepted, epoch,
-/// rejoins, measure, rate_age}` (offsets in µs from the server's now; `rate`
-/// and `measure` strings or nil; `epoch` 0 while there is no count).
+/// rejoins, rate_age}` (offsets in µs from the server's now; `rate` the
+/// string `"b w k"` or nil; `epoch` 0 while there is no count).
 const LUA: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -67,13 +69,22 @@ if mode == 'hold' then
     redis.call('SET', KEYS[2], fmt(hold), 'PX', math.ceil((hold - now) / 1000) + 1000)
   end
 elseif mode == 'rate' then
-  local r = tonumber(ARGV[4])
-  local cur = redis.call('HMGET', KEYS[3], 'b', 'x', 'w', 's', 'k')
-  local cb, cx = tonumber(cur[1]), tonumber(cur[2])
-  if cb == nil or cx == nil or cx <= now
-      or r < climbed(cb, tonumber(cur[3]), tonumber(cur[4]), tonumber(cur[5])) then
+  local r, w = tonumber(ARGV[4]), tonumber(ARGV[6])
+  local cur = redis.call('HMGET', KEYS[3], 'b', 'x', 'w', 's', 'k', 'n')
+  local cb, cx, cw, cs = tonumber(cur[1]), tonumber(cur[2]), tonumber(cur[3]), tonumber(cur[4])
+  local live = cb ~= nil and cx ~= nil and cx > now
+  if live and cw and cs and now - cs < tonumber(ARGV[8]) then
+    -- Another process's measure of the same throttle: the fleet's rate is
+    -- their mean (each one's drain is read from a count seen late). A cut
+    -- is the same throttle's straggler: ignored.
+    if ARGV[9] ~= '1' then
+      local n = tonumber(cur[6]) or 1
+      redis.call('HSET', KEYS[3], 'b', string.format('%.6f', (cb * n + r) / (n + 1)),
+        'w', string.format('%.6f', (cw * n + w) / (n + 1)), 'n', n + 1)
+    end
+  elseif not live or r < climbed(cb, cw, cs, tonumber(cur[5])) then
     redis.call('HSET', KEYS[3], 'b', ARGV[4], 'w', ARGV[6], 's', fmt(now), 'k', ARGV[7],
-      'x', fmt(now + tonumber(ARGV[5])))
+      'n', 1, 'x', fmt(now + tonumber(ARGV[5])))
     redis.call('PEXPIRE', KEYS[3], math.ceil(tonumber(ARGV[5]) / 1000) + 1000)
   end
 elseif mode == 'reserve' then
@@ -89,13 +100,13 @@ elseif mode == 'reserve' then
   redis.call('HSET', KEYS[1], 't', fmt(tat), 'n', fmt(total))
   redis.call('PEXPIRE', KEYS[1], math.ceil((tat - now) / 1000) + tonumber(ARGV[7]))
 end
-local rate, rexp, measure, age = false, 0, false, 0
-local cur = redis.call('HMGET', KEYS[3], 'b', 'x', 'w', 's')
+local rate, rexp, age = false, 0, 0
+local cur = redis.call('HMGET', KEYS[3], 'b', 'x', 'w', 's', 'k')
 if cur[1] and tonumber(cur[2]) and tonumber(cur[2]) > now then
-  rate, rexp, measure = cur[1], tonumber(cur[2]) - now, cur[3] or false
-  age = now - (tonumber(cur[4]) or now)
+  rate = cur[1] .. ' ' .. (cur[3] or cur[1]) .. ' ' .. (cur[5] or '0')
+  rexp, age = tonumber(cur[2]) - now, now - (tonumber(cur[4]) or now)
 end
-return {granted, first, floor, hold - now, rate, rexp, total, acc, epoch, rejoins, measure, age}
+return {granted, first, floor, hold - now, rate, rexp, total, acc, epoch, rejoins, age}
 "#;
 
 /// How long a pace key outlives its last reservation, in ms: long enough to
@@ -142,12 +153,13 @@ pub(super) struct Reply {
 }
 
 /// The fleet's rate as the server keeps it: set to `base` by a measure of
-/// `w_max`, `age` µs ago, climbing since (see `Curve`); it stands
-/// `ttl` µs more.
+/// `w_max`, `age` µs ago, climbing since with time constant `tau` seconds
+/// (see `Curve`; 0: unknown); it stands `ttl` µs more.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct SharedRate {
     pub(super) base: f64,
     pub(super) w_max: f64,
+    pub(super) tau: f64,
     pub(super) age: i64,
     pub(super) ttl: i64,
 }
@@ -163,7 +175,6 @@ type Raw = (
     i64,
     i64,
     i64,
-    Option<String>,
     i64,
 );
 
@@ -180,15 +191,11 @@ pub(super) enum Op {
     /// Hold the key for `for_us` from the server's now, unless it already is
     /// for longer.
     Hold { for_us: u64 },
-    /// Offer `base` (set by a measure of `w_max`) as the key's shared rate
-    /// for `ttl_us`, climbing with time constant `tau` seconds: it wins if
-    /// lower than the current one has climbed to, or that one has expired.
-    Rate {
-        base: f64,
-        w_max: f64,
-        tau: f64,
-        ttl_us: u64,
-    },
+    /// Offer a rate as the key's shared rate for `ttl_us` (see `Offer`): it
+    /// wins if lower than the current one has climbed to, or that one has
+    /// expired; within `EPISODE` of the current one's start, a measure is
+    /// averaged in and a cut ignored.
+    Rate { offer: Offer, ttl_us: u64 },
     /// Read the hold and the shared rate.
     Peek,
 }
@@ -228,19 +235,16 @@ impl Calls {
                 .arg(accepted)
                 .arg(u8::from(rejoin))
                 .arg(for_us),
-            Op::Rate {
-                base,
-                w_max,
-                tau,
-                ttl_us,
-            } => inv
+            Op::Rate { offer, ttl_us } => inv
                 .arg("rate")
                 .arg(accepted)
                 .arg(u8::from(rejoin))
-                .arg(format!("{base:.6}"))
+                .arg(format!("{:.6}", offer.base))
                 .arg(ttl_us)
-                .arg(format!("{:.6}", w_max.max(base)))
-                .arg(format!("{tau:.6}")),
+                .arg(format!("{:.6}", offer.w_max.max(offer.base)))
+                .arg(format!("{:.6}", offer.tau))
+                .arg(u64::try_from(EPISODE.as_micros()).unwrap_or(u64::MAX))
+                .arg(u8::from(offer.cut)),
             Op::Peek => inv.arg("peek").arg(accepted).arg(u8::from(rejoin)),
         };
         let raw: Raw = inv.invoke_async(conn).await?;
@@ -261,19 +265,22 @@ impl Reply {
             accepted,
             epoch,
             rejoins,
-            measure,
             rate_age,
         ): Raw,
     ) -> Self {
-        let positive = |r: Option<String>| {
-            r.and_then(|r| r.parse::<f64>().ok())
-                .filter(|r| r.is_finite() && *r > 0.0)
-        };
-        let rate = positive(rate).map(|base| SharedRate {
-            base,
-            w_max: positive(measure).map_or(base, |w| w.max(base)),
-            age: rate_age.max(0),
-            ttl: rate_ttl,
+        let rate = rate.as_deref().and_then(|r| {
+            let mut fields = r
+                .split(' ')
+                .map(|f| f.parse::<f64>().ok().filter(|x| x.is_finite() && *x >= 0.0));
+            let base = fields.next().flatten().filter(|b| *b > 0.0)?;
+            let w_max = fields.next().flatten().map_or(base, |w| w.max(base));
+            Some(SharedRate {
+                base,
+                w_max,
+                tau: fields.next().flatten().unwrap_or(0.0),
+                age: rate_age.max(0),
+                ttl: rate_ttl,
+            })
         });
         Reply {
             granted: u64::try_from(granted).unwrap_or(0),
