@@ -14,15 +14,28 @@ use tokio::time::Instant;
 use tower::{Layer, ServiceBuilder, ServiceExt};
 use tower_backoff::{BackoffRetryLayer, RateLimitAwareLayer};
 
-async fn stacked(mode: Mode) {
-    let server = MockServer::new(mode, 100.0, 10.0);
-    let client = ServiceBuilder::new()
+/// The quick start's stack: retry with defaults over the gate, around
+/// `server`.
+fn retry_over_gate(
+    server: &MockServer,
+) -> impl tower::Service<
+    http::Request<String>,
+    Response = http::Response<String>,
+    Error = std::convert::Infallible,
+    Future = impl Send,
+> + Clone {
+    ServiceBuilder::new()
         .layer(BackoffRetryLayer::exponential(
             Duration::from_millis(100),
             Duration::from_secs(10),
         ))
         .layer(RateLimitAwareLayer::new())
-        .service(server.service());
+        .service(server.service())
+}
+
+async fn stacked(mode: Mode) {
+    let server = MockServer::new(mode, 100.0, 10.0);
+    let client = retry_over_gate(&server);
     let start = Instant::now();
     let ok = futures::stream::iter(0..1_000)
         .map(|_| client.clone().oneshot(get("api.example.com")))
@@ -60,13 +73,7 @@ async fn all_succeed_under_backoff_retry_with_retry_after_only() {
 #[tokio::test(start_paused = true)]
 async fn retries_of_a_short_hint_wait_in_the_gate_not_the_whole_second() {
     let server = MockServer::new(Mode::RetryAfter, 100.0, 10.0);
-    let client = ServiceBuilder::new()
-        .layer(BackoffRetryLayer::exponential(
-            Duration::from_millis(100),
-            Duration::from_secs(10),
-        ))
-        .layer(RateLimitAwareLayer::new())
-        .service(server.service());
+    let client = retry_over_gate(&server);
     let start = Instant::now();
     let latencies: Vec<Duration> = futures::stream::iter(0..40)
         .map(|_| {
