@@ -148,3 +148,23 @@ async fn a_probed_refusal_is_marked_with_the_gates_own_wait() {
         )
     );
 }
+
+/// A long hint is the server's to keep: the gate holds the key for it (here
+/// only as long as `max_hold`, 2 s) and does not vouch for a shorter wait,
+/// so the retry layer waits the server's 5 s (or gives up, past its cap).
+#[tokio::test(start_paused = true)]
+async fn a_long_hint_is_not_marked_even_when_the_gate_holds_less() {
+    use tower_backoff::GateRetryAfter;
+
+    let refusal = rl_server::response(429, &[("retry-after", "5")]);
+    let inner = tower::service_fn(move |_req: http::Request<String>| {
+        let answer = refusal.clone();
+        async move { Ok::<_, std::convert::Infallible>(answer) }
+    });
+    let gate = RateLimitAwareLayer::new()
+        .max_hold(Duration::from_secs(2))
+        .layer(inner);
+    let res = gate.oneshot(get("api.example.com")).await.unwrap();
+    assert_eq!(res.status(), 429);
+    assert_eq!(res.extensions().get::<GateRetryAfter>(), None);
+}

@@ -359,7 +359,8 @@ impl Gate {
             trace_limited(key, limited, entry.queue.len());
             entry.sweep(now, wake);
         }
-        retry_wait(entry, now, outcome, &grant.need)
+        // A hint naming a resource holds that resource, not the key.
+        retry_wait(entry, now, outcome, &grant.need).filter(|_| named.is_none())
     }
 
     /// News from the store about a key (`{prefix}:{key hex}`): pump it.
