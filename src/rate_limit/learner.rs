@@ -217,7 +217,7 @@ impl Learner {
             let base = fleet.base.clamp(MIN_RATE, MAX_RATE);
             self.base = Some(base);
             self.w_max = fleet.w_max.clamp(base, MAX_RATE);
-            self.tau = fleet.tau;
+            self.tau = fleet.tau();
             self.fitted = true;
             self.fleet = true;
             self.rough = false;
@@ -397,12 +397,22 @@ pub(super) struct Curve {
 impl Curve {
     /// The rate at `now`.
     pub(super) fn at(&self, now: Instant) -> f64 {
-        let tau = if self.tau.is_finite() && self.tau > 0.0 {
+        cubic(
+            self.base,
+            self.w_max,
+            self.tau(),
+            secs_between(self.since, now),
+        )
+    }
+
+    /// Its time constant, as a learner's after a measure when the record's
+    /// is missing or unusable (a record from another version, a bad write).
+    fn tau(&self) -> f64 {
+        if self.tau.is_finite() && self.tau > 0.0 {
             self.tau
         } else {
             PROBE_FITTED
-        };
-        cubic(self.base, self.w_max, tau, secs_between(self.since, now))
+        }
     }
 }
 
@@ -644,6 +654,26 @@ mod tests {
                 "{rate} after {:?}",
                 t - now
             );
+        }
+    }
+
+    #[test]
+    fn a_fleet_record_without_a_usable_tau_climbs_as_after_a_measure() {
+        let now = Instant::now();
+        let mut l = Learner::new(now);
+        l.on_throttle(now, period(0.1, 20.0));
+        for tau in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            let fleet = Curve {
+                base: 50.0,
+                w_max: 52.0,
+                tau,
+                since: now,
+            };
+            l.adopt_fleet_rate(now, fleet);
+            let later = now + Duration::from_secs(10);
+            let rate = l.rate(later).unwrap();
+            assert!(rate.is_finite() && rate > 52.0, "{tau}: {rate}");
+            assert_eq!(Some(fleet.at(later)), l.rate(later), "{tau}");
         }
     }
 
