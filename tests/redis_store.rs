@@ -291,6 +291,33 @@ async fn the_fleets_rate_climbs_from_the_lowest_measure_every_process_alike() {
     assert!(near(base(&b, cut), 63.0), "{}", base(&b, cut));
 }
 
+/// While Redis does not answer, no process's throttle can cut the fleet's
+/// rate, so it stops climbing where it was when Redis last answered: each
+/// process keeps to its share of that, not of a rate climbing unchecked.
+#[tokio::test]
+async fn the_fleets_rate_stops_climbing_while_redis_is_down() {
+    let Some(mut server) = RedisServer::start() else {
+        return;
+    };
+    let url = server.url();
+    let a = process(&url, "frozen").await;
+    let key = a.store.key("api");
+    a.store
+        .publish_rate(&key, Offer::measure(100.0, 103.0, 4.5));
+    a.read_back(&key).await;
+    let later = |p: &Process| p.store.rate(&key, Instant::now() + Duration::from_secs(10));
+    assert!(later(&a).unwrap() > 600.0, "climbs while Redis answers");
+    server.kill();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while a.store.is_sharing() {
+        assert!(Instant::now() < deadline, "Redis down never noticed");
+        let _ = a.store.hold(&key, Instant::now());
+        sleep(Duration::from_millis(20)).await;
+    }
+    let frozen = later(&a).unwrap();
+    assert!((100.0..104.0).contains(&frozen), "{frozen}");
+}
+
 #[tokio::test]
 async fn prefixes_keep_two_applications_apart() {
     let Some(server) = RedisServer::start() else {

@@ -80,10 +80,10 @@ impl Shared {
         self.store.publish_hold(&self.name, until);
     }
 
-    /// The fleet's rate now: the lowest a process measured recently,
-    /// climbed since.
+    /// The fleet's rate now: as measured recently, climbed since while
+    /// Redis answered (see [`RedisStore::rate`]).
     pub(super) fn rate(&self, now: Instant) -> Option<f64> {
-        self.curve(now).map(|c| c.at(now))
+        self.store.rate(&self.name, now)
     }
 
     /// The fleet's rate, as a curve to climb with.

@@ -407,11 +407,23 @@ impl RedisStore {
         hold
     }
 
-    /// The fleet's rate for `key` at `now`, as last read: the lowest
-    /// offered in the last 30 s, climbed since (see `Curve`).
+    /// The fleet's rate for `key` at `now`, as last read, climbed since
+    /// (see `Curve`) — but only while Redis answers: without it no
+    /// process's throttle can cut the rate, so it stops climbing where it
+    /// was when Redis last answered for `key`.
     #[doc(hidden)]
     pub fn rate(&self, key: &str, now: Instant) -> Option<f64> {
-        self.curve(key, now).map(|c| c.at(now))
+        let curve = self.curve(key, now)?;
+        let climbed_to = if self.inner.link.is_up() {
+            now
+        } else {
+            let table = self.inner.lock();
+            table
+                .get(key)
+                .and_then(|ks| ks.synced)
+                .map_or(now, |synced| synced.min(now))
+        };
+        Some(curve.at(climbed_to))
     }
 
     /// The fleet's rate for `key`, if one stands at `now`.
