@@ -48,7 +48,7 @@ const MIN_RATE: f64 = 0.5;
 const MAX_RATE: f64 = 1e7;
 /// Time for the rate to double past the last measure after a good fit or
 /// measure, after a guess, and after the first period's cautious guess.
-const PROBE_FITTED: f64 = 4.5;
+pub(super) const PROBE_FITTED: f64 = 4.5;
 pub(super) const PROBE_GUESSED: f64 = 2.0;
 const PROBE_HINTED: f64 = 0.12;
 /// A key adopts the fleet's rate once its own strays this far from it.

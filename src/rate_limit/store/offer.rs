@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::rate_limit::learner::{Curve, BETA, PROBE_GUESSED};
+use crate::rate_limit::learner::{Curve, BETA, PROBE_FITTED};
 
 /// Offers within this long of the standing rate's start are of the same
 /// throttle: every process meets it within a round trip or two of the
@@ -45,12 +45,14 @@ impl Offer {
     }
 
     /// The standing `rate` cut by β (multiplicative decrease, as AWS's and
-    /// CUBIC's), climbing back to it as after a guess.
+    /// CUBIC's), climbing back to it as slowly as after a measure: the
+    /// rate was too high, and with many processes every return past the
+    /// server's rate costs each of them a refusal or more.
     pub fn cut(rate: f64) -> Offer {
         Offer {
             base: rate * BETA,
             w_max: rate,
-            tau: PROBE_GUESSED,
+            tau: PROBE_FITTED,
             cut: true,
         }
     }
