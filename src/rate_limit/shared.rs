@@ -100,7 +100,7 @@ impl Shared {
 
     /// A throttle measured nothing (it came too soon after the last) while
     /// the fleet's rate stands: offers that rate cut by β (as AWS's and
-    /// CUBIC's multiplicative decrease), climbing back as after a guess.
+    /// CUBIC's multiplicative decrease), climbing back as after a measure.
     /// The store takes it only once the standing rate is older than one
     /// throttle's episode: the stragglers of the throttle that set it (in
     /// flight then, or released before every process had read it) are no

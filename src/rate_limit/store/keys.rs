@@ -240,7 +240,7 @@ impl KeyState {
                 tell = true;
             }
             Job::Peek => self.syncing = false,
-            Job::Hold(_) | Job::Rate(..) => {}
+            Job::Hold(_) | Job::Rate(_) => {}
         }
         let Some(r) = reply else {
             if !self.failing {

@@ -413,15 +413,13 @@ impl RedisStore {
     /// was when Redis last answered for `key`.
     #[doc(hidden)]
     pub fn rate(&self, key: &str, now: Instant) -> Option<f64> {
-        let curve = self.curve(key, now)?;
-        let climbed_to = if self.inner.link.is_up() {
-            now
-        } else {
-            let table = self.inner.lock();
-            table
-                .get(key)
-                .and_then(|ks| ks.synced)
-                .map_or(now, |synced| synced.min(now))
+        let up = self.inner.link.is_up();
+        let table = self.inner.lock();
+        let ks = table.get(key)?;
+        let (curve, _) = ks.rate.filter(|(_, until)| *until > now)?;
+        let climbed_to = match ks.synced {
+            Some(synced) if !up => synced.min(now),
+            _ => now,
         };
         Some(curve.at(climbed_to))
     }
