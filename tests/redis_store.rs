@@ -543,3 +543,60 @@ async fn with_redis_down_each_process_keeps_to_its_share_of_the_pace() {
         );
     }
 }
+
+/// A gate measuring the server's rate right after a throttle writes each
+/// accepted answer at once: another process reads it back with its next
+/// call, rather than after the writer's own next sync. Plain counts wait
+/// for that sync. However many answers come, the prompt writes go at most
+/// one per 10 ms; those counted while a write was on its way go with the
+/// next call.
+#[tokio::test]
+async fn a_prompt_count_reaches_the_fleet_at_once_and_its_calls_stay_bounded() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let url = server.url();
+    let a = process(&url, "prompt").await;
+    let b = process(&url, "prompt").await;
+    let key = a.store.key("api");
+    a.read_back(&key).await;
+    b.read_back(&key).await;
+    for _ in 0..5 {
+        a.store.count_accepted(&key);
+    }
+    b.read_back(&key).await;
+    assert_eq!(
+        b.store.accepted(&key),
+        0,
+        "a plain count waits for its writer's next sync"
+    );
+    a.store.count_accepted_promptly(&key);
+    b.read_back(&key).await;
+    assert_eq!(
+        b.store.accepted(&key),
+        6,
+        "a prompt count is written at once, with what was counted before it"
+    );
+
+    let calls = a.store.redis_calls();
+    let start = Instant::now();
+    for _ in 0..50 {
+        for _ in 0..40 {
+            a.store.count_accepted_promptly(&key);
+        }
+        sleep(Duration::from_millis(2)).await;
+    }
+    // The last write goes within 10 ms of the one before it.
+    sleep(Duration::from_millis(60)).await;
+    let elapsed = start.elapsed().as_millis() as u64;
+    let made = a.store.redis_calls() - calls;
+    assert!(
+        (2..=elapsed / 10 + 2).contains(&made),
+        "{made} calls to write 2,000 answers in {elapsed} ms"
+    );
+    let written = a.store.redis_calls();
+    a.read_back(&key).await;
+    assert!(a.store.redis_calls() > written);
+    b.read_back(&key).await;
+    assert_eq!(b.store.accepted(&key), 2_006, "every answer is written");
+}

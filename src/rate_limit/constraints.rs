@@ -425,7 +425,7 @@ impl Constraints {
             self.quotas.on_accepted(&need);
             #[cfg(feature = "redis")]
             if let Some(shared) = &self.shared {
-                shared.count_accepted();
+                shared.count_accepted(self.counts_promptly(now));
             }
             if self
                 .probe

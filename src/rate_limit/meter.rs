@@ -108,6 +108,19 @@ impl Meter {
         }
     }
 
+    /// The last throttle, or before the first one the first release of
+    /// the period (a fresh key's), if any.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(super) fn last_event(&self) -> Option<Instant> {
+        self.last_throttle.or(self.start)
+    }
+
+    /// The last throttle, if any.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(super) fn last_throttle(&self) -> Option<Instant> {
+        self.last_throttle
+    }
+
     /// Whether a throttle has closed a period yet.
     pub(super) fn has_throttled(&self) -> bool {
         self.last_throttle.is_some()

@@ -111,8 +111,14 @@ impl Shared {
         }
     }
 
-    pub(super) fn count_accepted(&self) {
-        self.store.count_accepted(&self.name);
+    /// An accepted answer, counted for the fleet: `promptly`, written to
+    /// Redis at once (see `RedisStore::count_accepted_promptly`).
+    pub(super) fn count_accepted(&self, promptly: bool) {
+        if promptly {
+            self.store.count_accepted_promptly(&self.name);
+        } else {
+            self.store.count_accepted(&self.name);
+        }
     }
 
     /// Responses the server accepted from all processes, as far as known,

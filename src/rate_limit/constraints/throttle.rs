@@ -13,7 +13,42 @@ use crate::rate_limit::short_hint::{Answer, Probe, SHORT_HINT};
 use crate::rate_limit::slow_start::SlowStart;
 use crate::rate_limit::time::{after, doubling};
 
+/// With a store, how long after a throttle (the fleet's or this
+/// process's), or after a fresh key's first release, its accepted answers
+/// are counted in Redis at once (seconds): the stretches measured then are
+/// short (slow start, a probe's ramp, the periods of one episode), and a
+/// count read back every 50 ms skews them by as much as it lags.
+#[cfg(feature = "redis")]
+const PROMPT_FOR: f64 = 1.0;
+
 impl Constraints {
+    /// With a store: whether an accepted answer is written to Redis at
+    /// once. Only a key whose rate is learned from throttles measures the
+    /// fleet's count, and only stretches shortly after a throttle (or the
+    /// start of slow start) are short enough for its lag to matter.
+    /// Farther from a throttle the count goes with the next sync, as it
+    /// always does for a key paced by a stated quota or a configured limit
+    /// that the server never refused.
+    #[cfg(feature = "redis")]
+    pub(super) fn counts_promptly(&self, now: Instant) -> bool {
+        if self.quota_paces() {
+            return false;
+        }
+        let recent = |t: Instant| crate::rate_limit::time::secs_between(t, now) < PROMPT_FOR;
+        // Slow start (a fresh key's, or after a hold) ends at a throttle
+        // that measures the server's burst; so does any later throttle.
+        let measuring = match self.slow_start {
+            Some(_) => self.meter.last_event(),
+            None => self.meter.last_throttle(),
+        };
+        measuring.is_some_and(recent)
+            || self
+                .shared
+                .as_ref()
+                .and_then(|s| s.curve(now))
+                .is_some_and(|c| recent(c.since))
+    }
+
     /// A throttle for `grant` (of `need`, scoped to `resource` if the
     /// response named one). Returns why the key became limited, if it did.
     pub(super) fn on_throttled(

@@ -119,6 +119,10 @@ const DEFAULT_BACKOFF: Backoff = Backoff {
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// How often a key in use without pacing reads its hold back.
 const SYNC_EVERY: Duration = Duration::from_millis(50);
+/// The least time between two calls that write a key's count promptly
+/// (see `RedisStore::count_accepted_promptly`): at most 100 a second per
+/// key and process, however many answers come.
+const PROMPT_EVERY: Duration = Duration::from_millis(10);
 /// How long a published rate stands.
 const RATE_TTL: Duration = Duration::from_secs(30);
 
@@ -481,6 +485,44 @@ impl RedisStore {
         }
     }
 
+    /// Counts a response the server accepted for `key` and writes the
+    /// count to Redis at once, reading the fleet's back. For a key whose
+    /// gate measures the server's rate from the fleet's count right after
+    /// a throttle (see `Constraints::counts_promptly`): read every 50 ms,
+    /// the count lags by up to 100 ms, as long as the stretches measured
+    /// then. A call already on its way writes nothing more: what is counted
+    /// meanwhile goes with the next. Within 10 ms of the last call the
+    /// write waits until 10 ms after it, so a key makes at most 100 calls a
+    /// second.
+    #[doc(hidden)]
+    pub fn count_accepted_promptly(&self, key: &str) {
+        let now = Instant::now();
+        // Not `health`: its probe is the other calls' to make.
+        let up = self.inner.link.is_up();
+        let wait = {
+            let mut table = self.inner.lock();
+            let Some(ks) = entry(&mut table, key, now) else {
+                return;
+            };
+            ks.unsent += 1;
+            ks.own += 1;
+            if !up {
+                return;
+            }
+            if ks.syncing {
+                // Written with the next call.
+                return;
+            }
+            ks.syncing = true;
+            // Within 10 ms of the last call, the next goes 10 ms after it,
+            // with what is counted by then.
+            ks.synced.map_or(Duration::ZERO, |t| {
+                PROMPT_EVERY.saturating_sub(now.saturating_duration_since(t))
+            })
+        };
+        self.inner.peek_after(key, wait);
+    }
+
     /// The era of `key`'s fleet count (see `accepted`): two counts read in
     /// different eras cannot be subtracted — Redis went down or a call
     /// failed between them (the others' answers then reach this process
@@ -523,6 +565,19 @@ impl RedisStore {
 impl Inner {
     fn lock(&self) -> MutexGuard<'_, HashMap<String, KeyState>> {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reads `key` back (writing what this process counted) `wait` from
+    /// now.
+    fn peek_after(self: &Arc<Self>, key: &str, wait: Duration) {
+        let inner = self.clone();
+        let key = key.to_owned();
+        drop(self.runtime.spawn(async move {
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+            inner.run(key, Job::Peek).await;
+        }));
     }
 
     /// One background call: bounded by the connect timeout and the call
