@@ -82,7 +82,8 @@ pub(super) struct Period {
     /// The throttle's wait hint, if short enough to be probed (seconds).
     pub(super) hint: Option<f64>,
     /// The refill rate implied by the drain of the server's bucket before
-    /// the throttle (see `Meter`), given the burst the learner knows.
+    /// the throttle (see `Meter`), given the burst the learner knows; from
+    /// this process's own answers only, never the fleet's count.
     pub(super) drained: Option<f64>,
     /// Accepted per second since the previous throttle, holds included.
     pub(super) sustained: Option<f64>,
