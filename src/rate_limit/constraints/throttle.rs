@@ -14,8 +14,8 @@ use crate::rate_limit::slow_start::SlowStart;
 use crate::rate_limit::time::{after, doubling};
 
 /// With a store, how long after a throttle (the fleet's or this
-/// process's), or after a fresh key's first release, its accepted answers
-/// are counted in Redis at once (seconds): the stretches measured then are
+/// process's), or after slow start begins, a key's accepted answers are
+/// counted in Redis at once (seconds): the stretches measured then are
 /// short (slow start, a probe's ramp, the periods of one episode), and a
 /// count read back every 50 ms skews them by as much as it lags.
 #[cfg(feature = "redis")]

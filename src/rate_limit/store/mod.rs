@@ -26,7 +26,9 @@
 //!   nothing, after that one's episode, cuts it by 30 %. So are the
 //!   responses the server accepted, so that
 //!   a rate is learned from what the server accepted from all processes,
-//!   not from one.
+//!   not from one. They go with the next call, or, for a key learning its
+//!   rate near a throttle, at once (at most one call per 10 ms per key),
+//!   so that the count measured then lags by milliseconds, not 100 ms.
 //!
 //! Keys are `{prefix}:{key hash}:{what}`, where the hash is the same in every
 //! process; every key expires once unused (a minute after its last
