@@ -479,12 +479,7 @@ impl RedisStore {
     /// the next call).
     #[doc(hidden)]
     pub fn count_accepted(&self, key: &str) {
-        let now = Instant::now();
-        let mut table = self.inner.lock();
-        if let Some(ks) = entry(&mut table, key, now) {
-            ks.unsent += 1;
-            ks.own += 1;
-        }
+        self.count(key, false);
     }
 
     /// Counts a response the server accepted for `key` and writes the
@@ -498,9 +493,15 @@ impl RedisStore {
     /// second.
     #[doc(hidden)]
     pub fn count_accepted_promptly(&self, key: &str) {
+        self.count(key, true);
+    }
+
+    /// Counts an accepted response; `promptly`, writes it at once (see
+    /// `count_accepted_promptly`).
+    fn count(&self, key: &str, promptly: bool) {
         let now = Instant::now();
         // Not `health`: its probe is the other calls' to make.
-        let up = self.inner.link.is_up();
+        let up = promptly && self.inner.link.is_up();
         let wait = {
             let mut table = self.inner.lock();
             let Some(ks) = entry(&mut table, key, now) else {
@@ -508,10 +509,7 @@ impl RedisStore {
             };
             ks.unsent += 1;
             ks.own += 1;
-            if !up {
-                return;
-            }
-            if ks.syncing {
+            if !up || ks.syncing {
                 // Written with the next call.
                 return;
             }
